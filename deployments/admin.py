@@ -1,0 +1,92 @@
+from django import forms
+from django.contrib import admin
+
+from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+
+
+class ProjectMembershipInline(admin.TabularInline):
+    model = ProjectMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "cost_center", "created_at"]
+    search_fields = ["slug", "name", "cost_center"]
+    inlines = [ProjectMembershipInline]
+
+
+@admin.register(ProjectMembership)
+class ProjectMembershipAdmin(admin.ModelAdmin):
+    list_display = ["project", "user", "role", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["project__slug", "user__username"]
+    list_select_related = ["project", "user"]
+    autocomplete_fields = ["project", "user"]
+
+
+class ClusterForm(forms.ModelForm):
+    """Secrets are write-only here too: the form never renders a stored value.
+
+    Leaving a secret field empty keeps what is stored.
+    """
+
+    token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    kubeconfig = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 6}), help_text="Leave empty to keep the stored one."
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["name", "api_server", "auth_method", "token", "ca_certificate", "kubeconfig",
+                  "ingress_address", "ingress_class", "labels"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.pop("token", None)
+        self.initial.pop("kubeconfig", None)
+
+    def clean(self):
+        cleaned = super().clean()
+        for secret in ("token", "kubeconfig"):
+            if not cleaned.get(secret) and self.instance.pk:
+                cleaned[secret] = getattr(Cluster.objects.get(pk=self.instance.pk), secret)
+                setattr(self.instance, secret, cleaned[secret])
+        return cleaned
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterForm
+    list_display = ["name", "api_server", "auth_method", "has_credentials", "ingress_address"]
+    list_filter = ["auth_method"]
+    search_fields = ["name", "api_server"]
+
+    @admin.display(boolean=True)
+    def has_credentials(self, obj: Cluster) -> bool:
+        return obj.has_credentials
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "rank", "cluster", "namespace_pattern", "required_approvals", "allow_self_approval"]
+    list_filter = ["cluster", "required_approvals"]
+    search_fields = ["name"]
+    list_select_related = ["cluster"]
+
+
+@admin.register(BaseImage)
+class BaseImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "display_name", "image", "default_port", "app_path", "config_path"]
+    search_fields = ["name", "display_name", "image"]
+
+
+@admin.register(Application)
+class ApplicationAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "base_image", "image", "replicas", "exposed", "updated_at"]
+    list_filter = ["project", "base_image", "exposed"]
+    search_fields = ["name", "project__slug", "description"]
+    list_select_related = ["project", "base_image"]
+    filter_horizontal = ["allowed_callers"]
+    autocomplete_fields = ["project"]

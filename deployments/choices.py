@@ -1,0 +1,15 @@
+from django.db import models
+
+
+class Role(models.TextChoices):
+    DEVELOPER = "developer", "Developer"
+    APPROVER = "approver", "Approver"
+    MAINTAINER = "maintainer", "Maintainer"
+
+
+class ClusterAuth(models.TextChoices):
+    TOKEN = "token", "Bearer token (+ CA certificate)"
+    KUBECONFIG = "kubeconfig", "kubeconfig"
+
+
+FINANCE_GROUP = "finance"

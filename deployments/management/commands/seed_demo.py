@@ -1,0 +1,87 @@
+"""Demo data: users for each role, a project, clusters, environments, applications."""
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from deployments.choices import FINANCE_GROUP, Role
+from deployments.models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+
+DEMO_USERS = [
+    # username, role in the demo project, is staff
+    ("admin", None, True),
+    ("dev", Role.DEVELOPER, False),
+    ("approver1", Role.APPROVER, False),
+    ("approver2", Role.APPROVER, False),
+    ("finance", None, False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) demo users, a project, clusters, environments and applications."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sandbox-url", default="http://127.0.0.1:6443", help="API URL of the sandbox cluster.")
+        parser.add_argument("--sandbox-token", default="sandbox-token", help="Bearer token the sandbox expects.")
+        parser.add_argument("--password", help="Use this password for every demo user instead of random ones.")
+
+    @transaction.atomic
+    def handle(self, *args, sandbox_url, sandbox_token, password, **options):
+        project, _ = Project.objects.update_or_create(
+            slug="shop", defaults={"name": "Web shop", "cost_center": "CC-4711", "description": "Demo project."}
+        )
+        passwords = {}
+        for username, role, staff in DEMO_USERS:
+            user, _ = get_user_model().objects.get_or_create(username=username)
+            user.is_staff = user.is_superuser = staff
+            passwords[username] = password or secrets.token_urlsafe(9)
+            user.set_password(passwords[username])
+            user.email = f"{username}@example.com"
+            user.save()
+            if role:
+                ProjectMembership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+            if username == "finance":
+                user.groups.add(Group.objects.get_or_create(name=FINANCE_GROUP)[0])
+
+        clusters = {}
+        for name, address in (("sandbox", "127.0.0.10"), ("sandbox-prod", "127.0.0.20")):
+            clusters[name], _ = Cluster.objects.update_or_create(
+                name=name,
+                defaults={
+                    "api_server": sandbox_url, "auth_method": "token", "token": sandbox_token,
+                    "ingress_address": address, "labels": {"purpose": "demo"},
+                },
+            )
+        for rank, (name, cluster, approvals) in enumerate(
+            (("dev", "sandbox", 0), ("test", "sandbox", 1), ("prod", "sandbox-prod", 2))
+        ):
+            Environment.objects.update_or_create(
+                name=name,
+                defaults={"rank": rank, "cluster": clusters[cluster], "required_approvals": approvals,
+                          "rollout_deadline_seconds": 60},
+            )
+
+        web, _ = Application.objects.update_or_create(
+            project=project, name="web",
+            defaults={"base_image": BaseImage.objects.get(name="nginx"), "image": "", "port": 8080,
+                      "health_path": "/", "exposed": True},
+        )
+        api, _ = Application.objects.update_or_create(
+            project=project, name="api",
+            defaults={"base_image": None, "image": "registry.example.com/shop/api", "port": 8080,
+                      "health_path": "/healthz", "replicas": 2,
+                      "autoscaling_min": 2, "autoscaling_max": 5, "autoscaling_target_cpu": 70},
+        )
+        api.allowed_callers.set([web])
+        Application.objects.update_or_create(
+            project=project, name="cart",
+            defaults={"base_image": BaseImage.objects.get(name="tomcat"), "image": "", "port": 8080,
+                      "health_path": "/"},
+        )
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (user / password / role):"))
+        for username, role, staff in DEMO_USERS:
+            label = "platform admin" if staff else (role.label.lower() if role else "finance")
+            self.stdout.write(f"  {username:10} {passwords[username]:14} {label}")
