@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership, Revision
 
 
 class ProjectMembershipInline(admin.TabularInline):
@@ -90,3 +90,23 @@ class ApplicationAdmin(admin.ModelAdmin):
     list_select_related = ["project", "base_image"]
     filter_horizontal = ["allowed_callers"]
     autocomplete_fields = ["project"]
+
+
+@admin.register(Revision)
+class RevisionAdmin(admin.ModelAdmin):
+    """Revisions are history: readable, never edited here."""
+
+    list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
+    list_filter = ["kind", "environment"]
+    search_fields = ["application__name", "application__project__slug", "image", "release"]
+    list_select_related = ["application__project", "environment"]
+    readonly_fields = [f.name for f in Revision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -13,3 +13,9 @@ class ClusterAuth(models.TextChoices):
 
 
 FINANCE_GROUP = "finance"
+
+
+class RevisionKind(models.TextChoices):
+    APPLY = "apply", "Applied"
+    ROLLBACK = "rollback", "Rolled back to an earlier revision"
+    DECOMMISSION = "decommission", "Decommissioned"

@@ -8,7 +8,7 @@ from django.db.models import Q
 from paas_site.crypto import EncryptedTextField
 
 from . import kubeconfig
-from .choices import ClusterAuth, Role
+from .choices import ClusterAuth, RevisionKind, Role
 from .validators import (
     parse_cpu,
     parse_memory,
@@ -17,12 +17,14 @@ from .validators import (
     validate_dns_label,
     validate_image_reference,
     validate_memory_quantity,
+    validate_service_name,
 )
 
-# A namespace is "<project>-<environment>" by default and must stay a 63-char
-# label, so both halves are kept short.
+# A namespace is "<project>-<environment>" by default and the instance label
+# "<application>-<environment>"; both must stay 63-char labels, so names are short.
 PROJECT_SLUG_MAX = 30
 ENVIRONMENT_NAME_MAX = 20
+APPLICATION_NAME_MAX = 40
 
 
 class Project(models.Model):
@@ -172,7 +174,10 @@ class BaseImage(models.Model):
         max_length=255, validators=[validate_absolute_path], help_text="Where config files are mounted."
     )
     default_port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
-    health_path = models.CharField(max_length=255, default="/", validators=[validate_absolute_path])
+    health_path = models.CharField(
+        max_length=255, blank=True, default="/", validators=[validate_absolute_path],
+        help_text="HTTP health check path; empty for servers without HTTP (checked by TCP connect).",
+    )
     description = models.TextField(blank=True)
 
     class Meta:
@@ -186,7 +191,7 @@ class Application(models.Model):
     """A workload of a project: how it is built, sized, exposed and who may call it."""
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="applications")
-    name = models.CharField(max_length=63, validators=[validate_dns_label])
+    name = models.CharField(max_length=APPLICATION_NAME_MAX, validators=[validate_service_name])
     description = models.TextField(blank=True)
     base_image = models.ForeignKey(BaseImage, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     image = models.CharField(
@@ -196,7 +201,10 @@ class Application(models.Model):
         help_text="Prebuilt image repository (CI pushes it; each release names the tag or digest).",
     )
     port = models.PositiveIntegerField(default=8080, validators=[MinValueValidator(1), MaxValueValidator(65535)])
-    health_path = models.CharField(max_length=255, default="/healthz", validators=[validate_absolute_path])
+    health_path = models.CharField(
+        max_length=255, blank=True, default="/healthz", validators=[validate_absolute_path],
+        help_text="HTTP readiness/liveness path; empty means a TCP connect check.",
+    )
     cpu_request = models.CharField(max_length=16, default="100m", validators=[validate_cpu_quantity])
     cpu_limit = models.CharField(max_length=16, default="500m", validators=[validate_cpu_quantity])
     memory_request = models.CharField(max_length=16, default="128Mi", validators=[validate_memory_quantity])
@@ -212,6 +220,9 @@ class Application(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100)], help_text="Target CPU %."
     )
     exposed = models.BooleanField(default=False, help_text="Reachable from outside through an Ingress.")
+    smoke_check_url = models.URLField(
+        blank=True, help_text="Optional URL the verify step GETs after the rollout; any 2xx/3xx passes."
+    )
     allowed_callers = models.ManyToManyField(
         "self", symmetrical=False, blank=True, related_name="callees",
         help_text="Applications of the same project allowed to call this one (NetworkPolicy).",
@@ -269,3 +280,48 @@ class Application(models.Model):
                 errors["autoscaling_min"] = f"must not exceed autoscaling_max ({self.autoscaling_max})."
         if errors:
             raise ValidationError(errors)
+
+
+class Revision(models.Model):
+    """An immutable record of what ran where: the exact objects applied to a cluster.
+
+    Rollback re-applies an earlier revision's manifests and is itself recorded
+    as a new revision; the newest revision of an (application, environment) is
+    what runs there now.
+    """
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="revisions")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=RevisionKind.choices, default=RevisionKind.APPLY)
+    source = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For a rollback, the revision whose manifests were re-applied.",
+    )
+    # The workflows.Release that produced it, by id: deployments does not depend on workflows.
+    release = models.CharField(max_length=32, blank=True)
+    image = models.CharField(max_length=512, blank=True)
+    config_hash = models.CharField(max_length=64, blank=True)
+    replicas = models.PositiveSmallIntegerField(null=True, blank=True)
+    manifests = models.JSONField(default=list)
+    manifests_digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["application", "environment", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "environment", "number"], name="revision_unique_number"),
+        ]
+        indexes = [models.Index(fields=["application", "environment", "release"])]
+
+    def __str__(self) -> str:
+        return f"{self.application} in {self.environment} #{self.number}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Revisions are immutable; record a new one instead.")
+        super().save(*args, **kwargs)
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind != RevisionKind.DECOMMISSION

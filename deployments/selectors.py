@@ -66,3 +66,4 @@ def project_require_role(*, user: User, project: Project, roles: set[str], actio
 
 APPLICATION_EDITORS = {Role.DEVELOPER, Role.MAINTAINER}
 PROJECT_MANAGERS = {Role.MAINTAINER}
+PROJECT_MEMBERS = {Role.DEVELOPER, Role.APPROVER, Role.MAINTAINER}

@@ -21,6 +21,13 @@ def validate_dns_label(value: str) -> None:
         )
 
 
+def validate_service_name(value: str) -> None:
+    """RFC 1035 label: a Service name must also start with a letter."""
+    validate_dns_label(value)
+    if not value[0].isalpha():
+        raise ValidationError("must start with a letter (it names a Kubernetes Service).", code="invalid_name")
+
+
 def parse_cpu(value: str) -> Decimal:
     return _parse(value, "CPU", "e.g. 250m or 1")
 

@@ -44,7 +44,14 @@ class Conflict(ApplicationError):
 
 
 class ExternalError(Exception):
-    """A failure talking to a system outside Slipway (cluster, DNS, registry)."""
+    """A failure talking to a system outside Slipway (cluster, DNS, registry).
+
+    When one reaches the API it answers 502/503: the request was fine, the
+    system behind it was not.
+    """
+
+    status_code = 502
+    code = "upstream_error"
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -53,6 +60,9 @@ class ExternalError(Exception):
 
 class TransientError(ExternalError):
     """The outside system may succeed later: retry with backoff."""
+
+    status_code = 503
+    code = "upstream_unavailable"
 
 
 class PermanentError(ExternalError):
@@ -85,6 +95,8 @@ def _body(message: str, code: str, extra: dict[str, Any] | None = None) -> dict[
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(_body(exc.message, exc.code, exc.extra), status=exc.status_code)
+    if isinstance(exc, ExternalError):
+        return Response(_body(exc.message, exc.code), status=exc.status_code)
     if isinstance(exc, (ProtectedError, RestrictedError)):
         blockers = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
         names = ", ".join(sorted({str(obj) for obj in blockers})[:5])

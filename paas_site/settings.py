@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "paas_site.correlation.CorrelationIdMiddleware",
 ]
 
 if not DEBUG:  # in development runserver serves static files itself
@@ -200,3 +201,19 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Release pipeline -----------------------------------------------------------
+SLIPWAY_APPS_DOMAIN = os.environ.get("SLIPWAY_APPS_DOMAIN", "apps.slipway.internal")
+# A worker holds a step this long (verify: plus the rollout deadline); past it the reaper re-drives the step.
+SLIPWAY_STEP_LEASE_SECONDS = int(os.environ.get("SLIPWAY_STEP_LEASE_SECONDS", "300"))
+SLIPWAY_STEP_MAX_RETRIES = int(os.environ.get("SLIPWAY_STEP_MAX_RETRIES", "6"))
+SLIPWAY_RETRY_BASE_SECONDS = float(os.environ.get("SLIPWAY_RETRY_BASE_SECONDS", "2"))
+SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "120"))
+# An in-flight release older than this is failed by the reaper with a clear reason.
+SLIPWAY_RELEASE_MAX_SECONDS = int(os.environ.get("SLIPWAY_RELEASE_MAX_SECONDS", str(2 * 3600)))
+SLIPWAY_VERIFY_POLL_SECONDS = float(os.environ.get("SLIPWAY_VERIFY_POLL_SECONDS", "1"))
+
+CELERY_BEAT_SCHEDULE = {
+    "advance-release-lanes": {"task": "workflows.lanes_advance_due", "schedule": 15.0},
+    "reap-stalled-steps": {"task": "workflows.steps_reap", "schedule": 30.0},
+}

@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 api_v1 = [
     path("auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
     path("", include("deployments.api.urls")),
+    path("", include("workflows.api.urls")),
 ]
 
 urlpatterns = [

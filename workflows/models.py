@@ -1,1 +1,361 @@
-from django.db import models  # noqa: F401
+"""The process: releases, approvals, steps, freeze windows, hooks, and the audit trail."""
+import hashlib
+import json
+from typing import Any
+from zoneinfo import available_timezones
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+from deployments.models import Application, Environment, Project, Revision
+from paas_site.crypto import EncryptedTextField
+
+from .choices import (
+    IN_FLIGHT,
+    STATE_OF_STEP,
+    AuditAction,
+    Decision,
+    FreezeKind,
+    ReleaseState,
+    Step,
+    StepStatus,
+    WebhookEvent,
+)
+
+S = ReleaseState
+
+
+class Release(ConcurrentTransitionMixin, models.Model):
+    """A request to run a version of an application in an environment.
+
+    Transition methods only change fields; the services lock the row, call
+    them, save, audit and enqueue work (see ``workflows.services``).
+    """
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="releases")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="releases")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="releases",
+        help_text="Empty when a CI hook filed it.",
+    )
+    requested_via = models.CharField(max_length=16, default="api")
+    version = models.CharField(max_length=128)
+    image = models.CharField(max_length=512, help_text="Prebuilt image reference as filed (tag or digest).")
+    image_digest = models.CharField(max_length=80, blank=True, help_text="sha256 digest pinned by the build step.")
+    config = models.JSONField(default=dict, blank=True, help_text='{"env": {NAME: value}, "files": {name: content}}')
+    config_hash = models.CharField(max_length=64)
+    description = models.TextField(blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
+    state = FSMField(default=S.REQUESTED, choices=S.choices, protected=True, db_index=True)
+    revision = models.ForeignKey(
+        Revision, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="What it deployed."
+    )
+    replaced = models.ForeignKey(
+        Revision, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="What ran before this release deployed: the automatic rollback target (empty: nothing).",
+    )
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks",
+        help_text="For a rollback release: the release it undoes.",
+    )
+    rollback_to = models.ForeignKey(
+        Revision, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For a rollback release: the earlier revision it re-applies.",
+    )
+    resume_step = models.CharField(max_length=16, choices=Step.choices, blank=True)
+    failed_step = models.CharField(max_length=16, choices=Step.choices, blank=True)
+    failure_reason = models.TextField(blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "environment"], condition=Q(state__in=IN_FLIGHT),
+                name="release_one_in_flight_per_lane",
+                violation_error_message="Another release of this application is already in flight in this environment.",
+            ),
+        ]
+        indexes = [models.Index(fields=["application", "environment", "state"])]
+
+    def __str__(self) -> str:
+        return f"release #{self.pk} {self.application.name} {self.version} → {self.environment.name}"
+
+    @property
+    def fingerprint(self) -> str:
+        """What an approval is bound to: the artifact and its configuration."""
+        return hashlib.sha256(f"{self.image}|{self.config_hash}".encode()).hexdigest()
+
+    @property
+    def pinned_image(self) -> str:
+        """``repo:tag@sha256:…``: the digest decides what runs, the tag stays readable."""
+        if not self.image_digest:
+            return self.image
+        return f"{self.image.split('@', 1)[0]}@{self.image_digest}"
+
+    # -- transitions: fields only -------------------------------------------------
+    @transition(field=state, source=S.REQUESTED, target=S.APPROVED)
+    def approve(self) -> None:
+        self.approved_at = timezone.now()
+
+    @transition(field=state, source=S.REQUESTED, target=S.REJECTED)
+    def reject(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=state, source=[S.REQUESTED, S.APPROVED], target=S.CANCELLED)
+    def cancel(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=state, source=S.APPROVED, target=RETURN_VALUE(*STATE_OF_STEP.values()))
+    def start(self) -> str:
+        self.started_at = self.started_at or timezone.now()
+        step, self.resume_step = self.resume_step or Step.BUILD, ""
+        return STATE_OF_STEP[step]
+
+    @transition(field=state, source=S.BUILDING, target=S.DEPLOYING)
+    def deploy(self) -> None:
+        pass
+
+    @transition(field=state, source=S.DEPLOYING, target=S.VERIFYING)
+    def verify(self) -> None:
+        pass
+
+    @transition(field=state, source=S.VERIFYING, target=S.SUCCEEDED)
+    def succeed(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=state, source=[S.BUILDING, S.DEPLOYING, S.VERIFYING, S.ROLLING_BACK], target=S.FAILED)
+    def fail(self, *, step: str, reason: str) -> None:
+        self.failed_step, self.failure_reason = step, reason
+        self.finished_at = timezone.now()
+
+    @transition(field=state, source=S.FAILED, target=S.ROLLING_BACK)
+    def roll_back(self) -> None:
+        self.finished_at = None
+
+    @transition(field=state, source=S.ROLLING_BACK, target=S.ROLLED_BACK)
+    def finish_rollback(self) -> None:
+        self.finished_at = timezone.now()
+
+    @transition(field=state, source=S.FAILED, target=S.APPROVED)
+    def retry(self) -> None:
+        self.resume_step, self.failed_step, self.failure_reason = self.failed_step, "", ""
+        self.finished_at = None
+
+
+class Approval(models.Model):
+    """One approver's decision on one release, bound to what they were shown."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    voided_at = models.DateTimeField(null=True, blank=True, help_text="Set when the release changed after it.")
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "approver"], condition=Q(voided_at__isnull=True), name="approval_once_per_approver"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.decision}d release #{self.release_id}"
+
+
+class StepRun(models.Model):
+    """One attempt at one step of a release, with its log."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="steps")
+    step = models.CharField(max_length=16, choices=Step.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="A worker holds the step until then.")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["release", "started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["release", "step", "attempt"], name="steprun_unique_attempt")]
+
+    def __str__(self) -> str:
+        return f"{self.step} #{self.attempt} of release #{self.release_id}: {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
+
+def validate_timezone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin).")
+
+
+class FreezeWindow(models.Model):
+    """A period in which approved releases of an environment wait instead of starting."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freeze_windows")
+    kind = models.CharField(max_length=8, choices=FreezeKind.choices, default=FreezeKind.WEEKLY)
+    reason = models.CharField(max_length=200, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # weekly: from (weekday, time) to (weekday, time), Monday = 0, may wrap over the weekend
+    start_weekday = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(6)])
+    start_time = models.TimeField(null=True, blank=True)
+    end_weekday = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(6)])
+    end_time = models.TimeField(null=True, blank=True)
+    # once: from starts_at to ends_at
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["environment", "kind", "id"]
+
+    def __str__(self) -> str:
+        return f"freeze of {self.environment}: {self.reason or self.kind}"
+
+    def clean(self) -> None:
+        weekly = (self.start_weekday, self.start_time, self.end_weekday, self.end_time)
+        if self.kind == FreezeKind.WEEKLY:
+            if any(v is None for v in weekly):
+                raise ValidationError("A weekly freeze needs start weekday and time and end weekday and time.")
+            if (self.start_weekday, self.start_time) == (self.end_weekday, self.end_time):
+                raise ValidationError("A weekly freeze must not start and end at the same moment.")
+        else:
+            if not (self.starts_at and self.ends_at):
+                raise ValidationError("A one-off freeze needs starts_at and ends_at.")
+            if self.ends_at <= self.starts_at:
+                raise ValidationError({"ends_at": "must be after starts_at."})
+
+
+class ProjectWebhook(models.Model):
+    """An outgoing notification of release events, signed with HMAC-SHA256."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = EncryptedTextField(help_text="Signs each body: X-Slipway-Signature: sha256=<hex>.")
+    events = models.JSONField(default=list, help_text=f"Any of: {', '.join(WebhookEvent.values)}.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"webhook of {self.project} → {self.url}"
+
+    def clean(self) -> None:
+        if not isinstance(self.events, list) or not set(self.events) <= set(WebhookEvent.values):
+            raise ValidationError({"events": f"must be a list of: {', '.join(WebhookEvent.values)}."})
+
+
+class CiToken(models.Model):
+    """A per-project secret for the CI hook; only its SHA-256 is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ci_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.project} CI token {self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_of(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One recorded change. Hash-chained: each event's hash covers the previous hash.
+
+    Written only through ``workflows.audit``, in the transaction of the change
+    it records; never updated or deleted (``manage.py audit_verify`` checks).
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=150, help_text="user:<username> or system:<component>")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=255)
+    project_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    release_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    from_state = models.CharField(max_length=32, blank=True)
+    to_state = models.CharField(max_length=32, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.action} {self.target_repr} by {self.actor}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def canonical(self) -> dict[str, Any]:
+        """The hashed content: every field but the hash itself, in a stable form."""
+        return {
+            "created_at": self.created_at.isoformat(),
+            "actor": self.actor,
+            "actor_user": self.actor_user_id,
+            "action": self.action,
+            "target": [self.target_type, self.target_id, self.target_repr],
+            "project": self.project_id,
+            "release": self.release_id,
+            "states": [self.from_state, self.to_state],
+            "before": self.before,
+            "after": self.after,
+            "message": self.message,
+            "correlation_id": self.correlation_id,
+        }
+
+    def compute_hash(self) -> str:
+        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256((self.prev_hash + body).encode()).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """A single row holding the newest hash; locking it serializes chain appends."""
+
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return self.last_hash

@@ -103,7 +103,7 @@ class ApplicationSerializer(ModelCleanSerializer):
         fields = [
             "id", "project", "name", "description", "base_image", "image", "port", "health_path",
             "cpu_request", "cpu_limit", "memory_request", "memory_limit", "replicas",
-            "autoscaling_min", "autoscaling_max", "autoscaling_target_cpu", "exposed", "allowed_callers",
+            "autoscaling_min", "autoscaling_max", "autoscaling_target_cpu", "exposed", "smoke_check_url", "allowed_callers",
             "created_at", "updated_at",
         ]
 

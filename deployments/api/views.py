@@ -1,18 +1,25 @@
+from dataclasses import asdict
+
 from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from paas_site.errors import NotAllowed
 
+from .. import services
 from ..models import BaseImage, Cluster, Environment
 from ..selectors import (
     APPLICATION_EDITORS,
     PROJECT_MANAGERS,
+    PROJECT_MEMBERS,
     application_list,
     membership_list,
     project_list,
     project_require_role,
 )
-from . import filters, serializers
+from . import filters, operations, serializers
 from .permissions import StaffWritesOthersRead
 
 
@@ -87,6 +94,35 @@ class ApplicationViewSet(ProjectScopedViewSet):
 
     def get_queryset(self):
         return application_list(user=self.request.user)
+
+    def _query(self, serializer_class):
+        query = serializer_class(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
+    @extend_schema(parameters=[operations.PodsQuery], responses=operations.PodSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def pods(self, request, pk=None):
+        """The application's pods in one environment: phase, readiness, restarts."""
+        application = self.get_object()
+        environment = self._query(operations.PodsQuery)["environment"]
+        pods = services.application_pods(application_id=application.id, environment_id=environment.id)
+        return Response(operations.PodSerializer([asdict(pod) for pod in pods], many=True).data)
+
+    @extend_schema(
+        parameters=[operations.LogsQuery, OpenApiParameter("pod", str, OpenApiParameter.PATH)],
+        responses=operations.LogsOutput,
+    )
+    @action(detail=True, methods=["get"], url_path=r"pods/(?P<pod>[a-z0-9][-a-z0-9.]{0,252})/logs")
+    def logs(self, request, pk=None, pod=None):
+        """The last lines of one pod's log (members of the project only)."""
+        application = self.get_object()
+        project_require_role(user=request.user, project=application.project, roles=PROJECT_MEMBERS, action="read logs")
+        query = self._query(operations.LogsQuery)
+        text = services.pod_logs(
+            application_id=application.id, environment_id=query["environment"].id, pod=pod, tail=query["tail"]
+        )
+        return Response({"pod": pod, "lines": text.splitlines()})
 
 
 class ClusterViewSet(viewsets.ModelViewSet):

@@ -2,12 +2,12 @@
 from django.db import migrations
 
 BASE_IMAGES = [
-    # name, display name, image, app path, config path, port, health path
+    # name, display name, image, app path, config path, port, health path ('' = TCP check)
     ("tomcat", "Apache Tomcat 10.1", "slipway/base/tomcat:10.1", "/usr/local/tomcat/webapps", "/usr/local/tomcat/conf/app", 8080, "/"),
     ("jboss", "WildFly (JBoss) 34", "slipway/base/wildfly:34", "/opt/jboss/wildfly/standalone/deployments", "/opt/jboss/wildfly/standalone/configuration/app", 8080, "/"),
     ("nginx", "NGINX 1.27", "slipway/base/nginx:1.27", "/usr/share/nginx/html", "/etc/nginx/conf.d", 8080, "/"),
-    ("redis", "Redis 7.4", "slipway/base/redis:7.4", "/data", "/usr/local/etc/redis", 6379, "/"),
-    ("zookeeper", "Apache ZooKeeper 3.9", "slipway/base/zookeeper:3.9", "/apache-zookeeper/lib/app", "/conf", 2181, "/"),
+    ("redis", "Redis 7.4", "slipway/base/redis:7.4", "/data", "/usr/local/etc/redis", 6379, ""),
+    ("zookeeper", "Apache ZooKeeper 3.9", "slipway/base/zookeeper:3.9", "/apache-zookeeper/lib/app", "/conf", 2181, ""),
 ]
 
 

@@ -69,4 +69,10 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
 
 
 def base_image(name: str = "tomcat") -> BaseImage:
-    return BaseImage.objects.get(name=name)
+    """A catalog entry; recreated if a transactional test flushed the seeded catalog."""
+    image, _ = BaseImage.objects.get_or_create(
+        name=name,
+        defaults={"display_name": name.title(), "image": f"slipway/base/{name}:1", "app_path": "/app",
+                  "config_path": "/etc/app", "default_port": 8080},
+    )
+    return image

@@ -55,7 +55,8 @@ def test_requests_without_credentials_are_401_json(api, db):
     ("change", "field", "reason"),
     [
         ({"name": "Shop-API"}, "name", "lowercase"),
-        ({"name": "a" * 64}, "name", "63"),
+        ({"name": "a" * 41}, "name", "40 characters"),
+        ({"name": "2fast"}, "name", "must start with a letter"),
         ({"name": "-api"}, "name", "start and end"),
         ({"cpu_request": "fast"}, "cpu_request", "not a Kubernetes CPU quantity"),
         ({"memory_limit": "128Mi"}, "memory_limit", "at least memory_request"),

@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from deployments.images import parse_image_reference
-from deployments.models import Cluster, Environment
+from deployments.models import BaseImage, Cluster, Environment
 from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory, base_image
 
 pytestmark = pytest.mark.django_db
@@ -30,13 +30,13 @@ def errors_of(instance) -> dict[str, list[str]]:
     return excinfo.value.message_dict
 
 
-@pytest.mark.parametrize("name", ["Shop", "-shop", "shop-", "a" * 64, "sh_op", "sh.op", ""])
+@pytest.mark.parametrize("name", ["Shop", "-shop", "shop-", "a" * 41, "sh_op", "sh.op", "", "0day"])
 def test_application_name_must_be_an_rfc1123_label(name):
     app = ApplicationFactory.build(project=ApplicationFactory().project, name=name)
     assert "name" in errors_of(app)
 
 
-@pytest.mark.parametrize("name", ["a", "shop-api", "a" * 63, "0day"])
+@pytest.mark.parametrize("name", ["a", "shop-api", "a" * 40, "api2"])
 def test_valid_application_names_pass(name):
     ApplicationFactory.build(project=ApplicationFactory().project, name=name).full_clean()
 
@@ -91,8 +91,8 @@ def test_application_needs_exactly_one_image_source():
 
 
 def test_the_catalog_is_seeded():
-    names = {base_image(n).name for n in ("tomcat", "jboss", "nginx", "redis", "zookeeper")}
-    assert len(names) == 5
+    seeded = BaseImage.objects.filter(name__in=["tomcat", "jboss", "nginx", "redis", "zookeeper"])
+    assert sorted(seeded.values_list("default_port", flat=True)) == [2181, 6379, 8080, 8080, 8080]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,278 @@
+"""The cluster adapter: a thin layer over the official ``kubernetes`` client.
+
+It never touches the ORM: callers hand it a :class:`ClusterAccess`. Failures
+become the project's errors, so callers know whether to retry:
+connection errors, timeouts, 429 and 5xx are :class:`TransientError`; other
+4xx are :class:`PermanentError` carrying the API server's own message.
+One client per cluster is cached; no global kubeconfig is ever loaded.
+"""
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, TypeVar
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.kube_config import load_kube_config_from_dict
+
+from paas_site.errors import PermanentError, TransientError
+
+FIELD_MANAGER = "slipway"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+# (connect, read) seconds: a hung API server must not hold a worker forever.
+REQUEST_TIMEOUT = (5, 30)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Everything needed to reach one cluster; built by the services from a Cluster row."""
+
+    name: str
+    api_server: str
+    token: str = ""
+    ca_certificate: str = ""
+    kubeconfig: str = ""
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"ClusterAccess(name={self.name!r}, api_server={self.api_server!r})"
+
+    @property
+    def fingerprint(self) -> str:
+        return sha256(json.dumps([self.api_server, self.token, self.ca_certificate, self.kubeconfig]).encode()).hexdigest()
+
+
+class ObjectNotFound(PermanentError):
+    """The object does not exist in the cluster."""
+
+    status_code = 404
+    code = "not_found"
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    done: bool
+    failed: bool
+    message: str
+    replicas: int = 0
+    available_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    phase: str
+    ready: bool
+    restarts: int
+    image: str
+    started_at: str | None
+    reason: str
+
+
+# kind -> (API class, method suffix): the typed client has one method per kind.
+_KINDS: dict[str, tuple[type, str]] = {
+    "Namespace": (k8s.CoreV1Api, "namespace"),
+    "ResourceQuota": (k8s.CoreV1Api, "namespaced_resource_quota"),
+    "ConfigMap": (k8s.CoreV1Api, "namespaced_config_map"),
+    "Secret": (k8s.CoreV1Api, "namespaced_secret"),
+    "Service": (k8s.CoreV1Api, "namespaced_service"),
+    "Deployment": (k8s.AppsV1Api, "namespaced_deployment"),
+    "Ingress": (k8s.NetworkingV1Api, "namespaced_ingress"),
+    "NetworkPolicy": (k8s.NetworkingV1Api, "namespaced_network_policy"),
+    "HorizontalPodAutoscaler": (k8s.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"),
+}
+
+
+class KubeClient:
+    """Operations Slipway performs on one cluster."""
+
+    def __init__(self, access: ClusterAccess):
+        self.name = access.name
+        self._api = k8s.ApiClient(_configuration(access))
+
+    # -- generic objects ------------------------------------------------------
+    def apply(self, obj: dict[str, Any]) -> None:
+        """Create or update ``obj`` with server-side apply (field manager ``slipway``)."""
+        method, args = self._method("patch", obj["kind"], obj["metadata"])
+        self._call(
+            f"apply {obj['kind']} {obj['metadata']['name']}",
+            method, *args, obj, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
+        )
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete one object; ``False`` if it was already gone."""
+        method, args = self._method("delete", kind, {"name": name, "namespace": namespace})
+        try:
+            self._call(f"delete {kind} {name}", method, *args)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def read(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        method, args = self._method("read", kind, {"name": name, "namespace": namespace})
+        return self._call(f"read {kind} {name}", method, *args).to_dict(serialize=True)
+
+    # -- deployments ----------------------------------------------------------
+    def rollout_status(self, namespace: str, name: str) -> RolloutStatus:
+        """kubectl's ``rollout status`` logic, read from the status subresource."""
+        deployment = self._call(
+            f"read rollout of {name}", k8s.AppsV1Api(self._api).read_namespaced_deployment_status, name, namespace
+        )
+        return rollout_status_of(deployment.to_dict(serialize=True))
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        self._call(
+            f"scale {name}", k8s.AppsV1Api(self._api).patch_namespaced_deployment_scale,
+            name, namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH,
+        )
+
+    def list_deployments(self, label_selector: str) -> list[dict[str, Any]]:
+        """Deployments across all namespaces matching ``label_selector``."""
+        result = self._call(
+            "list deployments", k8s.AppsV1Api(self._api).list_deployment_for_all_namespaces,
+            label_selector=label_selector,
+        )
+        return [item.to_dict(serialize=True) for item in result.items]
+
+    # -- pods -----------------------------------------------------------------
+    def pods(self, namespace: str, label_selector: str) -> list[PodInfo]:
+        result = self._call(
+            "list pods", k8s.CoreV1Api(self._api).list_namespaced_pod, namespace, label_selector=label_selector
+        )
+        return [pod_info_of(pod.to_dict(serialize=True)) for pod in result.items]
+
+    def pod_logs(self, namespace: str, pod: str, tail_lines: int) -> str:
+        return self._call(
+            f"read logs of pod {pod}", k8s.CoreV1Api(self._api).read_namespaced_pod_log,
+            pod, namespace, tail_lines=tail_lines,
+        )
+
+    # -- cluster --------------------------------------------------------------
+    def version(self) -> str:
+        info = self._call("read version", k8s.VersionApi(self._api).get_code)
+        return info.git_version
+
+    # -- internals ------------------------------------------------------------
+    def _method(self, verb: str, kind: str, metadata: dict[str, Any]) -> tuple[Callable[..., Any], tuple]:
+        try:
+            api_class, suffix = _KINDS[kind]
+        except KeyError:
+            raise PermanentError(f"Slipway does not manage objects of kind {kind!r}") from None
+        method = getattr(api_class(self._api), f"{verb}_{suffix}")
+        namespaced = suffix.startswith("namespaced_")
+        return method, (metadata["name"], metadata["namespace"]) if namespaced else (metadata["name"],)
+
+    def _call(self, what: str, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with translate_errors(self.name, what):
+            return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+
+
+def _configuration(access: ClusterAccess) -> k8s.Configuration:
+    configuration = k8s.Configuration()
+    if access.kubeconfig:
+        load_kube_config_from_dict(
+            yaml.safe_load(access.kubeconfig), client_configuration=configuration, persist_config=False
+        )
+    else:
+        configuration.host = access.api_server
+        configuration.api_key = {"BearerToken": access.token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        if access.ca_certificate:
+            configuration.ca_cert_data = access.ca_certificate
+    configuration.retries = 0  # retries belong to the task, with backoff, not to a hidden loop here
+    return configuration
+
+
+@contextmanager
+def translate_errors(cluster: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        raise error_for_status(cluster, what, exc.status or 0, exc.body, exc.reason) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientError(f"cluster {cluster} unreachable: {_reason(exc)}") from None
+
+
+def error_for_status(cluster: str, what: str, status: int, body: str | None, reason: str | None):
+    message = _status_message(body) or reason or f"HTTP {status}"
+    if status == 0 or status == 429 or status >= 500:
+        return TransientError(f"cluster {cluster} unavailable ({what}): HTTP {status}: {message}")
+    if status == 404:
+        return ObjectNotFound(f"cluster {cluster}: {what}: {message}")
+    if status in (401, 403):
+        return PermanentError(f"cluster {cluster} refused Slipway's credentials ({what}): {message}")
+    if status == 409:
+        return TransientError(f"cluster {cluster}: conflict during {what}: {message}")
+    return PermanentError(f"cluster {cluster} rejected {what}: {message}")
+
+
+def _status_message(body: str | None) -> str:
+    try:
+        return str(json.loads(body or "").get("message", ""))
+    except (ValueError, AttributeError):
+        return (body or "")[:300]
+
+
+def _reason(exc: Exception) -> str:
+    # urllib3 nests the cause ("<conn object>: Failed to establish…: [Errno 111] Connection refused"); keep its end
+    return str(getattr(exc, "reason", None) or exc).rsplit(": ", 1)[-1]
+
+
+def rollout_status_of(deployment: dict[str, Any]) -> RolloutStatus:
+    """Decide from a Deployment's status whether its rollout is done, in progress or failed."""
+    metadata, spec, status = deployment["metadata"], deployment.get("spec", {}), deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas", 0) or 0
+    replicas = status.get("replicas", 0) or 0
+    available = status.get("availableReplicas", 0) or 0
+
+    def progress(done: bool, failed: bool, message: str) -> RolloutStatus:
+        return RolloutStatus(done=done, failed=failed, message=message, replicas=wanted, available_replicas=available)
+
+    if metadata.get("generation", 0) > status.get("observedGeneration", 0):
+        return progress(False, False, "waiting for the deployment spec update to be observed")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return progress(False, True, f"rollout exceeded its progress deadline: {condition.get('message', '')}".strip())
+    if updated < wanted:
+        return progress(False, False, f"{updated} of {wanted} new replicas updated")
+    if replicas > updated:
+        return progress(False, False, f"{replicas - updated} old replicas pending termination")
+    if available < updated:
+        return progress(False, False, f"{available} of {updated} updated replicas available")
+    return progress(True, False, f"rolled out: {available} of {wanted} replicas available")
+
+
+def pod_info_of(pod: dict[str, Any]) -> PodInfo:
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    waiting = [((c.get("state") or {}).get("waiting") or {}).get("reason") for c in containers]
+    return PodInfo(
+        name=pod["metadata"]["name"],
+        phase=status.get("phase", "Unknown"),
+        ready=bool(containers) and all(c.get("ready") for c in containers),
+        restarts=sum(c.get("restartCount", 0) for c in containers),
+        image=(pod.get("spec") or {}).get("containers", [{}])[0].get("image", ""),
+        started_at=status.get("startTime"),
+        reason=next((reason for reason in waiting if reason), ""),
+    )
+
+
+_clients: dict[str, tuple[str, KubeClient]] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(access: ClusterAccess) -> KubeClient:
+    """The cached client of a cluster; rebuilt when its URL or credentials change."""
+    with _clients_lock:
+        cached = _clients.get(access.name)
+        if cached is None or cached[0] != access.fingerprint:
+            cached = _clients[access.name] = (access.fingerprint, KubeClient(access))
+        return cached[1]

@@ -1,0 +1,90 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory, UserFactory
+from workflows import audit
+from workflows.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def record_scales(n: int) -> list[AuditEvent]:
+    app, env, user = ApplicationFactory(), EnvironmentFactory(), UserFactory()
+    with transaction.atomic():
+        return [
+            audit.application_scaled(actor=user, application=app, environment=env, before=i, after=i + 1) for i in range(n)
+        ]
+
+
+def test_events_form_a_hash_chain():
+    events = record_scales(3)
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert audit.chain_verify() == (3, None, "")
+
+
+def test_events_record_actor_target_and_message():
+    event = record_scales(1)[0]
+    assert event.actor.startswith("user:user")
+    assert event.target_type == "deployments.application"
+    assert event.before["replicas"] == 0 and event.after["replicas"] == 1
+    assert "scaled from 0 to 1" in event.message
+
+
+def test_events_refuse_update_and_delete():
+    event = record_scales(1)[0]
+    event.message = "nothing happened"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().update(message="x")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_only_written_inside_a_transaction():
+    app, env = ApplicationFactory(), EnvironmentFactory()
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        audit.application_scaled(actor="system:test", application=app, environment=env, before=1, after=2)
+    assert not AuditEvent.objects.exists()
+
+
+def test_audit_verify_passes_on_an_intact_chain(capsys):
+    record_scales(4)
+    call_command("audit_verify")
+    assert "4 events verified" in capsys.readouterr().out
+
+
+def test_audit_verify_names_an_altered_event():
+    events = record_scales(4)
+    with connection.cursor() as cursor:  # tamper behind the model's back
+        cursor.execute("UPDATE workflows_auditevent SET message = %s WHERE id = %s", ["forged", events[2].id])
+    with pytest.raises(CommandError, match=rf"event #{events[2].id} .*altered.*2 events before it verified"):
+        call_command("audit_verify")
+
+
+def test_audit_verify_names_a_removed_event():
+    events = record_scales(4)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM workflows_auditevent WHERE id = %s", [events[1].id])
+    with pytest.raises(CommandError, match=rf"event #{events[2].id} .*removed or reordered"):
+        call_command("audit_verify")
+
+
+def test_audit_verify_notices_the_newest_event_removed():
+    events = record_scales(3)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM workflows_auditevent WHERE id = %s", [events[-1].id])
+    with pytest.raises(CommandError, match="chain head"):
+        call_command("audit_verify")
+
+
+def test_snapshots_never_contain_secrets():
+    cluster = ClusterFactory(token="do-not-log-me")
+    picture = audit.snapshot(cluster)
+    assert picture["token"] == "(set)"
+    assert "do-not-log-me" not in str(picture)

@@ -1,0 +1,75 @@
+from django.db import models
+
+
+class ReleaseState(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    BUILDING = "building", "Building"
+    DEPLOYING = "deploying", "Deploying"
+    VERIFYING = "verifying", "Verifying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# At most one release per (application, environment) may be in one of these.
+IN_FLIGHT = [ReleaseState.BUILDING, ReleaseState.DEPLOYING, ReleaseState.VERIFYING, ReleaseState.ROLLING_BACK]
+FINAL = [ReleaseState.REJECTED, ReleaseState.CANCELLED, ReleaseState.SUCCEEDED, ReleaseState.FAILED,
+         ReleaseState.ROLLED_BACK]
+
+
+class Step(models.TextChoices):
+    BUILD = "build", "Build"
+    DEPLOY = "deploy", "Deploy"
+    VERIFY = "verify", "Verify"
+    ROLLBACK = "rollback", "Roll back"
+
+
+# The state a release is in while a step runs, and the step that runs in it.
+STEP_OF_STATE = {
+    ReleaseState.BUILDING: Step.BUILD,
+    ReleaseState.DEPLOYING: Step.DEPLOY,
+    ReleaseState.VERIFYING: Step.VERIFY,
+    ReleaseState.ROLLING_BACK: Step.ROLLBACK,
+}
+STATE_OF_STEP = {step: state for state, step in STEP_OF_STATE.items()}
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Waiting to retry"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class FreezeKind(models.TextChoices):
+    WEEKLY = "weekly", "Every week"
+    ONCE = "once", "Once"
+
+
+class WebhookEvent(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class AuditAction(models.TextChoices):
+    RELEASE_REQUESTED = "release.requested", "Release requested"
+    RELEASE_CHANGED = "release.changed", "Release changed"
+    RELEASE_APPROVED = "release.approved", "Release approval given"
+    RELEASE_REJECTED = "release.rejected", "Release rejected"
+    RELEASE_TRANSITIONED = "release.transitioned", "Release changed state"
+    STEP_FINISHED = "step.finished", "Step finished"
+    APPLICATION_SCALED = "application.scaled", "Application scaled"
+    OBJECT_CREATED = "object.created", "Configuration object created"
+    OBJECT_CHANGED = "object.changed", "Configuration object changed"
+    OBJECT_DELETED = "object.deleted", "Configuration object deleted"

@@ -1,0 +1,18 @@
+"""Every write of the release process goes through these functions."""
+from .operations import application_scale
+from .pipeline import StepRetry, lane_advance, lane_wait_reason, lanes_advance_due, step_run, steps_reap
+from .releases import (
+    approval_grant,
+    approval_reject,
+    release_cancel,
+    release_change,
+    release_file,
+    release_retry,
+    release_rollback,
+)
+
+__all__ = [
+    "StepRetry", "application_scale", "approval_grant", "approval_reject", "lane_advance", "lane_wait_reason",
+    "lanes_advance_due", "release_cancel", "release_change", "release_file", "release_retry", "release_rollback",
+    "step_run", "steps_reap",
+]

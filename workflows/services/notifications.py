@@ -1,0 +1,58 @@
+"""Outgoing webhooks on release events: signed, retried, never blocking the pipeline."""
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+
+from django.db import transaction
+from django.utils import timezone
+
+from paas_site.errors import PermanentError, TransientError
+
+from ..models import ProjectWebhook, Release
+
+SIGNATURE_HEADER = "X-Slipway-Signature"
+TIMEOUT = 10
+
+
+def release_notify(*, release: Release, event: str) -> None:
+    """After the transaction commits, deliver ``event`` to the project's subscribed webhooks."""
+    payload = {
+        "event": event,
+        "release": {
+            "id": release.id, "state": release.state, "project": release.application.project.slug,
+            "application": release.application.name, "environment": release.environment.name,
+            "version": release.version, "image": release.image, "failure_reason": release.failure_reason,
+        },
+        "sent_at": timezone.now().isoformat(),
+    }
+    hooks = [h.id for h in ProjectWebhook.objects.filter(project_id=release.application.project_id, active=True)
+             if event in h.events]
+    if hooks:
+        from ..tasks import webhook_deliver_task
+
+        transaction.on_commit(lambda: [webhook_deliver_task.delay(hook, payload) for hook in hooks])
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_deliver(*, webhook_id: int, payload: dict) -> int:
+    """POST one signed notification; ``TransientError`` asks the task to retry."""
+    hook = ProjectWebhook.objects.get(id=webhook_id)
+    body = json.dumps(payload, sort_keys=True).encode()
+    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+        "Content-Type": "application/json", SIGNATURE_HEADER: signature(hook.secret, body),
+        "User-Agent": "Slipway-Webhook/1",
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 (model-validated http(s) URL)
+            return response.status
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:
+            raise TransientError(f"webhook {hook.url} answered HTTP {exc.code}") from None
+        raise PermanentError(f"webhook {hook.url} refused the notification: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise TransientError(f"webhook {hook.url} unreachable: {getattr(exc, 'reason', exc)}") from None

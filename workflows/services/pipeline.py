@@ -1,0 +1,351 @@
+"""The release pipeline: lanes, steps, retries and the reaper.
+
+Locking order, everywhere: the Application row first, then the Release row.
+Taking the application lock serializes every decision about one lane, so two
+workers can never start two releases of it; the database constraint
+``release_one_in_flight_per_lane`` backs that up.
+
+Each step is claimed (a StepRun with a lease) in one short transaction, done
+without holding locks, and finished in another. A duplicate delivery finds the
+step claimed or the release already moved on and does nothing.
+"""
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import registry
+from deployments import services as deployments
+from deployments.manifests import ReleaseConfig
+from deployments.models import Application
+from paas_site.correlation import current_correlation_id
+from paas_site.errors import ApplicationError, PermanentError, TransientError
+
+from .. import audit, planner
+from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Step, StepStatus, WebhookEvent
+from ..models import FreezeWindow, Release, StepRun
+from . import notifications
+
+logger = logging.getLogger(__name__)
+WORKER = "system:worker"
+
+
+class StepRetry(Exception):
+    """The step hit a transient error; run it again in ``countdown`` seconds."""
+
+    def __init__(self, countdown: float, cause: Exception):
+        super().__init__(str(cause))
+        self.countdown, self.cause = countdown, cause
+
+
+def release_lock(release_id: int) -> Release:
+    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``."""
+    application_id = Release.objects.values_list("application_id", flat=True).get(id=release_id)
+    Application.objects.select_for_update().get(id=application_id)
+    return Release.objects.select_for_update().select_related(
+        "application__project", "environment__cluster"
+    ).get(id=release_id)
+
+
+# -- lanes ------------------------------------------------------------------------
+def lane_wait_reason(release: Release, *, now: datetime | None = None) -> str:
+    """Why an approved release has not started yet ("" when it may start now)."""
+    now = now or timezone.now()
+    if release.scheduled_at and release.scheduled_at > now:
+        return f"scheduled for {release.scheduled_at:%Y-%m-%d %H:%M} UTC"
+    until = planner.frozen_until(freeze_windows(release.environment_id), now)
+    if until:
+        return f"environment {release.environment.name} is frozen until {until:%Y-%m-%d %H:%M %Z}"
+    busy = Release.objects.filter(
+        application_id=release.application_id, environment_id=release.environment_id, state__in=IN_FLIGHT
+    ).exclude(id=release.id).values_list("id", flat=True).first()
+    if busy:
+        return f"waiting for release #{busy} in the same lane"
+    ahead = _queue(release.application_id, release.environment_id, now).exclude(id=release.id).filter(
+        approved_at__lt=release.approved_at
+    ).values_list("id", flat=True).first()
+    return f"queued behind release #{ahead}" if ahead else ""
+
+
+def freeze_windows(environment_id: int) -> list[planner.Window]:
+    windows: list[planner.Window] = []
+    for w in FreezeWindow.objects.filter(environment_id=environment_id):
+        if w.kind == "weekly":
+            windows.append(planner.WeeklyWindow(w.timezone, w.start_weekday, w.start_time, w.end_weekday, w.end_time))
+        else:
+            windows.append(planner.OneOffWindow(w.starts_at, w.ends_at))
+    return windows
+
+
+def _queue(application_id: int, environment_id: int, now: datetime):
+    return Release.objects.filter(
+        application_id=application_id, environment_id=environment_id, state=ReleaseState.APPROVED
+    ).exclude(scheduled_at__gt=now).order_by("approved_at", "id")
+
+
+@transaction.atomic
+def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
+    """Start the oldest approved release of a lane when the lane is free and not frozen."""
+    Application.objects.select_for_update().get(id=application_id)
+    if Release.objects.filter(
+        application_id=application_id, environment_id=environment_id, state__in=IN_FLIGHT
+    ).exists():
+        return None
+    now = timezone.now()
+    if planner.frozen_until(freeze_windows(environment_id), now):
+        return None
+    candidate = _queue(application_id, environment_id, now).first()
+    if candidate is None:
+        return None
+    release = release_lock(candidate.id)
+    before = release.state
+    release.start()
+    release.save()
+    audit.release_transitioned(actor=WORKER, release=release, from_state=before, message=f"{release} started")
+    _enqueue_step(release)
+    return release
+
+
+def lanes_advance_due() -> int:
+    """Beat: try every lane that has approved releases (schedules reached, freezes ended, lost messages)."""
+    lanes = Release.objects.filter(state=ReleaseState.APPROVED).values_list("application_id", "environment_id").distinct()
+    return sum(lane_advance(application_id=a, environment_id=e) is not None for a, e in lanes)
+
+
+# -- steps ------------------------------------------------------------------------
+@dataclass
+class StepOutcome:
+    log: list[str]
+    fields: dict
+
+
+def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0) -> None:
+    """Perform one step of a release; idempotent under duplicate and late deliveries."""
+    run = _step_claim(release_id, step, task_id)
+    if run is None:
+        return
+    release = Release.objects.select_related("application__project", "environment__cluster").get(id=release_id)
+    try:
+        outcome = STEP_WORK[step](release)
+    except TransientError as exc:
+        if retries >= settings.SLIPWAY_STEP_MAX_RETRIES:
+            _step_fail(run, f"{exc} (gave up after {retries + 1} attempts)")
+            return
+        countdown = retry_delay(retries)
+        _step_note_retry(run, str(exc), countdown)
+        raise StepRetry(countdown, exc) from exc
+    except (PermanentError, ApplicationError) as exc:
+        _step_fail(run, exc.message)
+        return
+    _step_succeed(run, outcome)
+
+
+def retry_delay(retries: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(settings.SLIPWAY_RETRY_MAX_SECONDS, settings.SLIPWAY_RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def step_lease(release: Release, step: str) -> timedelta:
+    extra = release.environment.rollout_deadline_seconds if step == Step.VERIFY else 0
+    return timedelta(seconds=settings.SLIPWAY_STEP_LEASE_SECONDS + extra)
+
+
+@transaction.atomic
+def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
+    release = release_lock(release_id)
+    if release.state != STATE_OF_STEP.get(step):
+        return None  # a late or duplicate delivery: the release has moved on
+    now = timezone.now()
+    last = release.steps.filter(step=step).order_by("-attempt").first()
+    if last and last.status == StepStatus.RUNNING:
+        if last.lease_expires_at and last.lease_expires_at > now and last.task_id != task_id:
+            return None  # another worker holds the step
+        last.status, last.finished_at = StepStatus.FAILED, now
+        last.error = last.error or "worker lost (lease expired); running the step again"
+        last.save(update_fields=["status", "finished_at", "error"])
+    if step == Step.DEPLOY and last is None:
+        release.replaced = deployments.revision_live(application=release.application, environment=release.environment)
+        release.save(update_fields=["replaced", "updated_at"])
+    return StepRun.objects.create(
+        release=release, step=step, attempt=(last.attempt + 1) if last else 1, status=StepStatus.RUNNING,
+        started_at=now, lease_expires_at=now + step_lease(release, step), task_id=task_id or "",
+    )
+
+
+@transaction.atomic
+def _step_note_retry(run: StepRun, error: str, countdown: float) -> None:
+    run.status, run.error = StepStatus.RETRYING, error
+    run.finished_at = timezone.now()
+    run.lease_expires_at = run.finished_at + timedelta(seconds=countdown + settings.SLIPWAY_STEP_LEASE_SECONDS)
+    run.log += f"transient error: {error}; retrying in {countdown:.0f}s\n"
+    run.save(update_fields=["status", "error", "finished_at", "lease_expires_at", "log"])
+
+
+@transaction.atomic
+def _step_succeed(run: StepRun, outcome: StepOutcome) -> None:
+    release = release_lock(run.release_id)
+    run.refresh_from_db()
+    if release.state != STATE_OF_STEP[run.step] or run.status != StepStatus.RUNNING:
+        return  # the reaper or a duplicate finished it meanwhile
+    _finish_run(run, StepStatus.SUCCEEDED, outcome.log)
+    for name, value in outcome.fields.items():
+        setattr(release, name, value)
+    audit.step_finished(release=release, step_run=run)
+    before = release.state
+    NEXT[run.step](release)
+    release.save()
+    audit.release_transitioned(actor=WORKER, release=release, from_state=before)
+    if release.state in IN_FLIGHT:
+        _enqueue_step(release)
+    else:
+        _lane_freed(release)
+
+
+@transaction.atomic
+def _step_fail(run: StepRun, reason: str) -> None:
+    release = release_lock(run.release_id)
+    run.refresh_from_db()
+    if release.state != STATE_OF_STEP[run.step] or run.status not in (StepStatus.RUNNING, StepStatus.RETRYING):
+        return
+    _finish_run(run, StepStatus.FAILED, [f"failed: {reason}"], error=reason)
+    audit.step_finished(release=release, step_run=run)
+    release_fail(release, step=run.step, reason=reason)
+
+
+def release_fail(release: Release, *, step: str, reason: str) -> None:
+    """Fail a locked in-flight release; roll back when something may have been deployed."""
+    before = release.state
+    release.fail(step=step, reason=reason)
+    release.save()
+    audit.release_transitioned(actor=WORKER, release=release, from_state=before, message=f"{step} failed: {reason}")
+    if step in (Step.DEPLOY, Step.VERIFY):
+        release.roll_back()
+        release.save()
+        audit.release_transitioned(
+            actor=WORKER, release=release, from_state=ReleaseState.FAILED,
+            message=f"rolling back to {release.replaced or 'nothing (first deploy: removing the objects)'}",
+        )
+        _enqueue_step(release)
+    else:
+        _lane_freed(release)
+
+
+def _finish_run(run: StepRun, status: str, log: list[str], error: str = "") -> None:
+    run.status, run.finished_at, run.error = status, timezone.now(), error
+    run.log += "".join(f"{line}\n" for line in log)
+    run.save(update_fields=["status", "finished_at", "error", "log"])
+
+
+def _lane_freed(release: Release) -> None:
+    event = {
+        ReleaseState.SUCCEEDED: WebhookEvent.SUCCEEDED, ReleaseState.FAILED: WebhookEvent.FAILED,
+        ReleaseState.ROLLED_BACK: WebhookEvent.ROLLED_BACK,
+    }.get(release.state)
+    if event:
+        notifications.release_notify(release=release, event=event)
+    lane_advance_on_commit(release)
+
+
+def lane_advance_on_commit(release: Release) -> None:
+    """Once the transaction commits, let a worker start the next release of the lane."""
+    application_id, environment_id = release.application_id, release.environment_id
+    transaction.on_commit(lambda: _tasks().lane_advance_task.delay(application_id, environment_id))
+
+
+def _enqueue_step(release: Release) -> None:
+    step, release_id, correlation = STEP_OF_STATE[release.state], release.id, current_correlation_id.get()
+    transaction.on_commit(lambda: _tasks().release_step_task.delay(release_id, step, correlation))
+
+
+def _tasks():
+    from .. import tasks  # tasks import the services; import them late to avoid a cycle
+
+    return tasks
+
+
+# -- the work of each step (outside any transaction) -------------------------------
+def _build(release: Release) -> StepOutcome:
+    digest = registry.resolve_digest(release.image)
+    return StepOutcome([f"image {release.image} pinned to {digest}"], {"image_digest": digest})
+
+
+def _deploy(release: Release) -> StepOutcome:
+    application, environment = release.application, release.environment
+    if release.rollback_to_id:
+        revision = deployments.deployment_rollback(
+            application_id=application.id, environment_id=environment.id, to_revision_id=release.rollback_to_id,
+            release=str(release.id),
+        )
+        return StepOutcome([f"re-applied revision #{release.rollback_to.number} as #{revision.number}"], {"revision": revision})
+    revision = deployments.deployment_apply(
+        application_id=application.id, environment_id=environment.id, image=release.pinned_image,
+        config=ReleaseConfig(env=release.config.get("env", {}), files=release.config.get("files", {})),
+        release=str(release.id), hostname=deployments.default_hostname(application, environment),
+    )
+    kinds = ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in revision.manifests)
+    return StepOutcome([f"applied revision #{revision.number}: {kinds}"], {"revision": revision})
+
+
+def _verify(release: Release) -> StepOutcome:
+    status = deployments.deployment_verify(
+        revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS
+    )
+    return StepOutcome([status.message], {})
+
+
+def _rollback(release: Release) -> StepOutcome:
+    revision = deployments.deployment_rollback(
+        application_id=release.application_id, environment_id=release.environment_id,
+        to_revision_id=release.replaced_id, release=str(release.id),
+    )
+    if revision is None:
+        return StepOutcome(["nothing was running before: nothing to remove"], {})
+    if release.replaced_id is None:
+        return StepOutcome([f"first deploy failed: removed its objects (revision #{revision.number})"], {})
+    return StepOutcome([f"restored revision #{release.replaced.number} as #{revision.number}"], {})
+
+
+STEP_WORK: dict[str, Callable[[Release], StepOutcome]] = {
+    Step.BUILD: _build, Step.DEPLOY: _deploy, Step.VERIFY: _verify, Step.ROLLBACK: _rollback,
+}
+NEXT: dict[str, Callable[[Release], None]] = {
+    Step.BUILD: Release.deploy, Step.DEPLOY: Release.verify, Step.VERIFY: Release.succeed,
+    Step.ROLLBACK: Release.finish_rollback,
+}
+
+
+# -- the reaper ---------------------------------------------------------------------
+def steps_reap() -> int:
+    """Beat: re-drive steps whose worker died, and fail releases stuck past the limit."""
+    now = timezone.now()
+    redriven = 0
+    for release in Release.objects.filter(state__in=IN_FLIGHT).select_related("environment"):
+        step = STEP_OF_STATE[release.state]
+        last = release.steps.filter(step=step).order_by("-attempt").first()
+        if release.started_at and now - release.started_at > timedelta(seconds=settings.SLIPWAY_RELEASE_MAX_SECONDS):
+            _give_up_stuck(release.id, step)
+            continue
+        if last is None or (last.lease_expires_at and last.lease_expires_at <= now):
+            with transaction.atomic():
+                _enqueue_step(release)
+            redriven += 1
+    return redriven
+
+
+@transaction.atomic
+def _give_up_stuck(release_id: int, step: str) -> None:
+    release = release_lock(release_id)
+    if release.state not in IN_FLIGHT or STEP_OF_STATE[release.state] != step:
+        return
+    limit = settings.SLIPWAY_RELEASE_MAX_SECONDS // 60
+    reason = f"stuck in {release.state} for over {limit} minutes; failed by the reaper"
+    release.steps.filter(step=step, status__in=[StepStatus.RUNNING, StepStatus.RETRYING]).update(
+        status=StepStatus.FAILED, finished_at=timezone.now(), error=reason
+    )
+    release_fail(release, step=step, reason=reason)

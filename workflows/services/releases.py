@@ -1,0 +1,215 @@
+"""Filing releases and deciding on them: request, change, approve, reject, cancel, retry, roll back."""
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from deployments.choices import Role
+from deployments.manifests import ReleaseConfig
+from deployments.models import Application, Environment
+from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles
+from deployments.validators import validate_image_reference
+from paas_site.correlation import current_correlation_id
+from paas_site.errors import ApplicationError, Conflict, NotAllowed
+
+from .. import audit
+from ..audit import Actor
+from ..choices import Decision, ReleaseState, WebhookEvent
+from ..configs import config_normalize
+from ..models import Approval, Release
+from ..planner import approvals_missing
+from . import notifications
+from .pipeline import lane_advance_on_commit, release_lock
+
+APPROVERS = {Role.APPROVER, Role.MAINTAINER}
+CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
+
+
+def release_file(
+    *, actor: Actor, application: Application, environment: Environment, version: str, image: str = "",
+    config: Any = None, description: str = "", scheduled_at: datetime | None = None, via: str = "api",
+) -> Release:
+    """File a release; with a policy of zero approvals it is approved (and queued) at once."""
+    if not isinstance(actor, str):
+        project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="file releases")
+    image = image or (f"{application.image}:{version}" if application.image else "")
+    _check_artifact(application, image)
+    config = config_normalize(config)
+    with transaction.atomic():
+        release = Release.objects.create(
+            application=application, environment=environment, requested_by=None if isinstance(actor, str) else actor,
+            requested_via=via, version=version, image=image, config=config,
+            config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
+            description=description, scheduled_at=scheduled_at, correlation_id=current_correlation_id.get(),
+        )
+        audit.release_requested(actor=actor, release=release)
+        if environment.required_approvals == 0:
+            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+        else:
+            notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
+    return release
+
+
+def release_change(
+    *, release_id: int, actor: Actor, version: str | None = None, image: str | None = None, config: Any = None,
+    description: str | None = None, scheduled_at: datetime | None = None,
+) -> Release:
+    """Edit a release still awaiting approval; earlier approvals are voided."""
+    with transaction.atomic():
+        release = release_lock(release_id)
+        _require_editor(actor, release)
+        _require_state(release, [ReleaseState.REQUESTED], "changed")
+        before = audit.release_picture(release)
+        if version is not None:
+            release.version = version
+        if image is not None:
+            _check_artifact(release.application, image)
+            release.image = image
+        if config is not None:
+            normal = config_normalize(config)
+            release.config = normal
+            release.config_hash = ReleaseConfig(env=normal["env"], files=normal["files"]).hash()
+        if description is not None:
+            release.description = description
+        if scheduled_at is not None:
+            release.scheduled_at = scheduled_at
+        release.save()
+        voided = release.approvals.filter(voided_at__isnull=True).update(voided_at=timezone.now())
+        audit.release_changed(actor=actor, release=release, before=before, voided=voided)
+    return release
+
+
+def approval_grant(*, release_id: int, actor: Actor, comment: str = "") -> Release:
+    return _decide(release_id=release_id, actor=actor, decision=Decision.APPROVE, comment=comment)
+
+
+def approval_reject(*, release_id: int, actor: Actor, comment: str = "") -> Release:
+    return _decide(release_id=release_id, actor=actor, decision=Decision.REJECT, comment=comment)
+
+
+def release_cancel(*, release_id: int, actor: Actor) -> Release:
+    with transaction.atomic():
+        release = release_lock(release_id)
+        if not isinstance(actor, str) and actor != release.requested_by:
+            _require_editor(actor, release)
+        _require_state(release, CANCELLABLE, "cancelled")
+        before = release.state
+        release.cancel()
+        release.save()
+        audit.release_transitioned(actor=actor, release=release, from_state=before, message=f"{release} cancelled")
+    return release
+
+
+def release_retry(*, release_id: int, actor: Actor) -> Release:
+    """Send a failed release back into its lane, to resume from the step that failed."""
+    with transaction.atomic():
+        release = release_lock(release_id)
+        _require_editor(actor, release)
+        _require_state(release, [ReleaseState.FAILED], "retried")
+        before, step = release.state, release.failed_step
+        release.retry()
+        release.save()
+        audit.release_transitioned(actor=actor, release=release, from_state=before, message=f"retry from {step}")
+        lane_advance_on_commit(release)
+    return release
+
+
+def release_rollback(*, release_id: int, actor: Actor, description: str = "") -> Release:
+    """File a new release that re-applies what ran before a succeeded release, under the same policy."""
+    original = Release.objects.select_related("application__project", "environment", "revision").get(id=release_id)
+    _require_editor(actor, original)
+    _require_state(original, [ReleaseState.SUCCEEDED], "rolled back")
+    target = original.replaced
+    if target is None or not target.is_live:
+        raise Conflict(f"Release #{original.id} was the first deploy of {original.application.name} here: "
+                       "there is no earlier revision to roll back to.", code="nothing_to_roll_back_to")
+    earlier = Release.objects.filter(revision=target).first() or Release.objects.filter(revision=target.source).first()
+    config = earlier.config if earlier else {"env": {}, "files": {}}
+    with transaction.atomic():
+        release = Release.objects.create(
+            application=original.application, environment=original.environment,
+            requested_by=None if isinstance(actor, str) else actor, requested_via="rollback",
+            version=earlier.version if earlier else f"revision-{target.number}", image=target.image or original.image,
+            config=config, config_hash=target.config_hash, rollback_of=original, rollback_to=target,
+            description=description or f"Roll back release #{original.id} to revision #{target.number}",
+            correlation_id=current_correlation_id.get(),
+        )
+        audit.release_requested(actor=actor, release=release)
+        if original.environment.required_approvals == 0:
+            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+        else:
+            notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
+    return release
+
+
+# -- helpers ------------------------------------------------------------------------
+def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Release:
+    with transaction.atomic():
+        release = release_lock(release_id)
+        project = release.application.project
+        if isinstance(actor, str) or not (actor.is_staff or project_roles(actor).get(project.id) in APPROVERS):
+            raise NotAllowed(f"Only an approver or maintainer of {project.slug!r} may decide on releases.")
+        if actor == release.requested_by and not release.environment.allow_self_approval:
+            raise NotAllowed(f"You filed release #{release.id}; {release.environment.name} does not allow approving "
+                             "your own release.", code="self_approval")
+        _require_state(release, [ReleaseState.REQUESTED], f"{decision}d")
+        try:
+            with transaction.atomic():
+                Approval.objects.create(
+                    release=release, approver=actor, decision=decision, comment=comment, fingerprint=release.fingerprint
+                )
+        except IntegrityError:
+            raise Conflict(f"You already decided on release #{release.id}.", code="already_decided") from None
+        audit.release_decided(actor=actor, release=release, decision=decision, comment=comment,
+                              fingerprint=release.fingerprint)
+        if decision == Decision.REJECT:
+            before = release.state
+            release.reject()
+            release.save()
+            audit.release_transitioned(actor=actor, release=release, from_state=before,
+                                       message=f"{release} rejected by {actor.get_username()}")
+        elif _approvals_missing(release) == 0:
+            _approve(release, actor=actor, message=f"{release} approved: policy met")
+    return release
+
+
+def _approvals_missing(release: Release) -> int:
+    approvers = release.approvals.filter(
+        Q(voided_at__isnull=True), decision=Decision.APPROVE, fingerprint=release.fingerprint
+    ).values_list("approver_id", flat=True)
+    return approvals_missing(required=release.environment.required_approvals, approvers=approvers)
+
+
+def _approve(release: Release, *, actor: Actor, message: str) -> None:
+    before = release.state
+    release.approve()
+    release.save()
+    audit.release_transitioned(actor=actor, release=release, from_state=before, message=message)
+    lane_advance_on_commit(release)
+
+
+def _require_state(release: Release, states: list[str], verb: str) -> None:
+    if release.state not in states:
+        raise Conflict(f"Release #{release.id} is {release.state}; it cannot be {verb}.", code="wrong_state",
+                       extra={"state": release.state})
+
+
+def _require_editor(actor: Actor, release: Release) -> None:
+    if not isinstance(actor, str):
+        project_require_role(user=actor, project=release.application.project, roles=APPLICATION_EDITORS,
+                             action="change releases")
+
+
+def _check_artifact(application: Application, image: str) -> None:
+    if not image:
+        raise ApplicationError("image: required (the application has no prebuilt image repository to take it from).",
+                               extra={"fields": {"image": ["This field is required."]}})
+    try:
+        validate_image_reference(image)
+    except ValidationError as exc:
+        message = exc.messages[0]
+        raise ApplicationError(f"image: {message}", extra={"fields": {"image": [message]}}) from None
+
