@@ -26,7 +26,7 @@ FIELD_MANAGER = "slipway"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 # (connect, read) seconds: a hung API server must not hold a worker forever.
-REQUEST_TIMEOUT = (5, 30)
+DEFAULT_TIMEOUT = (5.0, 30.0)
 
 T = TypeVar("T")
 
@@ -93,15 +93,16 @@ _KINDS: dict[str, tuple[type, str]] = {
 class KubeClient:
     """Operations Slipway performs on one cluster."""
 
-    def __init__(self, access: ClusterAccess):
+    def __init__(self, access: ClusterAccess, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
         self.name = access.name
+        self.timeout = timeout
         self._api = k8s.ApiClient(_configuration(access))
 
     # -- generic objects ------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> None:
         """Create or update ``obj`` with server-side apply (field manager ``slipway``)."""
         method, args = self._method("patch", obj["kind"], obj["metadata"])
-        self._call(
+        self._json(
             f"apply {obj['kind']} {obj['metadata']['name']}",
             method, *args, obj, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
         )
@@ -110,43 +111,43 @@ class KubeClient:
         """Delete one object; ``False`` if it was already gone."""
         method, args = self._method("delete", kind, {"name": name, "namespace": namespace})
         try:
-            self._call(f"delete {kind} {name}", method, *args)
+            self._json(f"delete {kind} {name}", method, *args)
         except ObjectNotFound:
             return False
         return True
 
     def read(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         method, args = self._method("read", kind, {"name": name, "namespace": namespace})
-        return self._call(f"read {kind} {name}", method, *args).to_dict(serialize=True)
+        return self._json(f"read {kind} {name}", method, *args)
 
     # -- deployments ----------------------------------------------------------
     def rollout_status(self, namespace: str, name: str) -> RolloutStatus:
         """kubectl's ``rollout status`` logic, read from the status subresource."""
-        deployment = self._call(
+        deployment = self._json(
             f"read rollout of {name}", k8s.AppsV1Api(self._api).read_namespaced_deployment_status, name, namespace
         )
-        return rollout_status_of(deployment.to_dict(serialize=True))
+        return rollout_status_of(deployment)
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
-        self._call(
+        self._json(
             f"scale {name}", k8s.AppsV1Api(self._api).patch_namespaced_deployment_scale,
             name, namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH,
         )
 
     def list_deployments(self, label_selector: str) -> list[dict[str, Any]]:
         """Deployments across all namespaces matching ``label_selector``."""
-        result = self._call(
+        result = self._json(
             "list deployments", k8s.AppsV1Api(self._api).list_deployment_for_all_namespaces,
             label_selector=label_selector,
         )
-        return [item.to_dict(serialize=True) for item in result.items]
+        return result["items"]
 
     # -- pods -----------------------------------------------------------------
     def pods(self, namespace: str, label_selector: str) -> list[PodInfo]:
-        result = self._call(
+        result = self._json(
             "list pods", k8s.CoreV1Api(self._api).list_namespaced_pod, namespace, label_selector=label_selector
         )
-        return [pod_info_of(pod.to_dict(serialize=True)) for pod in result.items]
+        return [pod_info_of(pod) for pod in result["items"]]
 
     def pod_logs(self, namespace: str, pod: str, tail_lines: int) -> str:
         return self._call(
@@ -156,8 +157,7 @@ class KubeClient:
 
     # -- cluster --------------------------------------------------------------
     def version(self) -> str:
-        info = self._call("read version", k8s.VersionApi(self._api).get_code)
-        return info.git_version
+        return self._json("read version", k8s.VersionApi(self._api).get_code)["gitVersion"]
 
     # -- internals ------------------------------------------------------------
     def _method(self, verb: str, kind: str, metadata: dict[str, Any]) -> tuple[Callable[..., Any], tuple]:
@@ -169,9 +169,18 @@ class KubeClient:
         namespaced = suffix.startswith("namespaced_")
         return method, (metadata["name"], metadata["namespace"]) if namespaced else (metadata["name"],)
 
+    def _json(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The server's JSON as sent (camelCase, absent fields absent), not the client's model.
+
+        The generated models forbid unknown fields, so a newer API server's
+        additions would break parsing; the raw body never does.
+        """
+        response = self._call(what, method, *args, _preload_content=False, **kwargs)
+        return json.loads(response.data)
+
     def _call(self, what: str, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with translate_errors(self.name, what):
-            return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            return method(*args, _request_timeout=self.timeout, **kwargs)
 
 
 def _configuration(access: ClusterAccess) -> k8s.Configuration:

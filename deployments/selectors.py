@@ -1,7 +1,8 @@
 """Reads and visibility rules: who may see and change what.
 
-A user sees the projects they belong to; staff (platform admins) and the
-``finance`` group read every project. Anything outside a user's view is
+A user sees the projects they belong to; platform admins (superusers) and the
+``finance`` group read every project. ``is_staff`` only opens the admin site
+(approvers sign off there) and grants nothing across projects. Anything outside a user's view is
 answered with 404, so its existence is not revealed.
 """
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -23,8 +24,12 @@ def user_is_finance(user: User) -> bool:
     return user._slipway_is_finance
 
 
+def user_is_platform_admin(user: User) -> bool:
+    return user.is_authenticated and user.is_superuser
+
+
 def user_reads_all_projects(user: User) -> bool:
-    return user.is_authenticated and (user.is_staff or user_is_finance(user))
+    return user.is_authenticated and (user_is_platform_admin(user) or user_is_finance(user))
 
 
 def project_roles(user: User) -> dict[int, str]:
@@ -56,8 +61,8 @@ def application_list(*, user: User) -> QuerySet[Application]:
 
 
 def project_require_role(*, user: User, project: Project, roles: set[str], action: str) -> None:
-    """Raise ``NotAllowed`` unless the user is staff or holds one of ``roles`` in ``project``."""
-    if user.is_staff:
+    """Raise ``NotAllowed`` unless the user is a platform admin or holds one of ``roles`` in ``project``."""
+    if user_is_platform_admin(user):
         return
     if project_roles(user).get(project.id) not in roles:
         allowed = " or ".join(sorted(roles))

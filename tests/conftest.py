@@ -44,10 +44,49 @@ def finance_user(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="ops", is_staff=True)
+    return UserFactory(username="ops", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # PBKDF2's deliberate slowness buys nothing in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# -- real components ---------------------------------------------------------------
+SANDBOX_TOKEN = "sandbox-test-token"
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The sandbox cluster (Kubernetes API emulator) over HTTP, for the whole session."""
+    from deployments.sandbox import SandboxCluster
+
+    cluster = SandboxCluster(host="127.0.0.1", port=0, rollout_delay=0.1, token=SANDBOX_TOKEN)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def sandbox_cluster(db, sandbox):
+    """A Cluster row pointing at a freshly reset sandbox."""
+    from tests.deployments.factories import ClusterFactory
+
+    sandbox.reset()
+    sandbox.clear_faults()
+    yield ClusterFactory(name="sandbox", api_server=sandbox.url, token=SANDBOX_TOKEN, ingress_address="127.0.0.10")
+    sandbox.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_blocker):
+    """A real Celery worker (solo pool, in a thread) on the Redis broker of the test run."""
+    from celery.contrib.testing.worker import start_worker
+
+    from paas_site.celery import app
+
+    app.control.purge()
+    # no ping check: it needs a result backend, and tasks wait in Redis until the worker is up anyway
+    with django_db_blocker.unblock(), start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        yield app

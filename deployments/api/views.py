@@ -18,6 +18,7 @@ from ..selectors import (
     membership_list,
     project_list,
     project_require_role,
+    user_is_platform_admin,
 )
 from . import filters, operations, serializers
 from .permissions import StaffWritesOthersRead
@@ -59,8 +60,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return project_list(user=self.request.user)
 
     def perform_create(self, serializer):
-        if not self.request.user.is_staff:
-            raise NotAllowed("Only platform admins (staff) may create projects.")
+        if not user_is_platform_admin(self.request.user):
+            raise NotAllowed("Only platform admins may create projects.")
         serializer.save()
 
     def perform_update(self, serializer):
@@ -70,8 +71,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
         serializer.save()
 
     def perform_destroy(self, instance):
-        if not self.request.user.is_staff:
-            raise NotAllowed("Only platform admins (staff) may delete projects.")
+        if not user_is_platform_admin(self.request.user):
+            raise NotAllowed("Only platform admins may delete projects.")
         instance.delete()
 
 

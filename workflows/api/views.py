@@ -1,12 +1,29 @@
+from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from deployments.api import operations
+from deployments.models import Application
 from deployments.selectors import application_list
+from paas_site.errors import ApplicationError
 
 from .. import services
+from ..choices import ReleaseState
+from ..models import CiToken
+from ..selectors import audit_event_list, release_list, release_queryset
+from . import filters, serializers
+
+
+def release_detail_response(release_id: int, status_code: int = status.HTTP_200_OK) -> Response:
+    release = release_queryset().get(id=release_id)
+    release.waiting_reason = services.lane_wait_reason(release) if release.state == ReleaseState.APPROVED else ""
+    return Response(serializers.ReleaseDetailSerializer(release).data, status=status_code)
 
 
 class ApplicationOperationsViewSet(viewsets.GenericViewSet):
@@ -29,3 +46,127 @@ class ApplicationOperationsViewSet(viewsets.GenericViewSet):
             application=application, environment=environment, replicas=replicas, actor=request.user
         )
         return Response({"environment": environment.name, "replicas": replicas, "previous_replicas": before})
+
+
+class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Release requests: file, decide, follow, retry, roll back."""
+
+    filterset_class = filters.ReleaseFilter
+    ordering_fields = ["id", "created_at", "state"]
+    search_fields = ["version", "description", "application__name"]
+
+    def get_queryset(self):
+        return release_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        return serializers.ReleaseSerializer if self.action == "list" else serializers.ReleaseDetailSerializer
+
+    def _detail(self, release_id: int, status_code: int = status.HTTP_200_OK) -> Response:
+        return release_detail_response(release_id, status_code)
+
+    def retrieve(self, request, pk=None):
+        return self._detail(self.get_object().id)
+
+    @extend_schema(request=serializers.ReleaseFileSerializer, responses={201: serializers.ReleaseDetailSerializer})
+    def create(self, request):
+        data = serializers.ReleaseFileSerializer(data=request.data, applications=application_list(user=request.user))
+        data.is_valid(raise_exception=True)
+        release = services.release_file(actor=request.user, via="api", **data.validated_data)
+        return self._detail(release.id, status.HTTP_201_CREATED)
+
+    def _decide(self, request, decide):
+        release = self.get_object()
+        data = serializers.CommentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decide(release_id=release.id, actor=request.user, comment=data.validated_data.get("comment", ""))
+        return self._detail(release.id)
+
+    @extend_schema(request=serializers.CommentSerializer, responses=serializers.ReleaseDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, services.approval_grant)
+
+    @extend_schema(request=serializers.CommentSerializer, responses=serializers.ReleaseDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, services.approval_reject)
+
+    @extend_schema(request=None, responses=serializers.ReleaseDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        services.release_cancel(release_id=self.get_object().id, actor=request.user)
+        return self._detail(pk)
+
+    @extend_schema(request=None, responses=serializers.ReleaseDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        services.release_retry(release_id=self.get_object().id, actor=request.user)
+        return self._detail(pk)
+
+    @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.ReleaseDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """File a new release that re-applies what ran before this (succeeded) release."""
+        data = serializers.RollbackSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = services.release_rollback(release_id=self.get_object().id, actor=request.user, **data.validated_data)
+        return self._detail(release.id, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=serializers.StepRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def steps(self, request, pk=None):
+        steps = self.get_object().steps.order_by("started_at", "id")
+        return Response(serializers.StepRunSerializer(steps, many=True).data)
+
+    @extend_schema(responses=serializers.AuditEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def audit(self, request, pk=None):
+        events = audit_event_list(user=request.user).filter(release_id=self.get_object().id).order_by("id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(serializers.AuditEventSerializer(page, many=True).data)
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.AuditEventSerializer
+    filterset_class = filters.AuditEventFilter
+    ordering_fields = ["id", "created_at"]
+
+    def get_queryset(self):
+        return audit_event_list(user=self.request.user).order_by("-id")
+
+
+class CiHookView(APIView):
+    """``POST /api/v1/hooks/ci/{project}/``: CI files a release with the project's secret token.
+
+    Send ``Authorization: Bearer <token>``. Unknown projects and bad tokens get
+    the same 401, so the hook reveals nothing.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="slipway-ci"'
+
+    @extend_schema(request=serializers.CiReleaseSerializer, responses={201: serializers.ReleaseDetailSerializer})
+    def post(self, request, project: str):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        ci_token = CiToken.objects.select_related("project").filter(
+            project__slug=project, token_hash=CiToken.hash_of(token)
+        ).first() if scheme.lower() == "bearer" and token else None
+        if ci_token is None:
+            raise AuthenticationFailed("A valid CI token for this project is required (Authorization: Bearer <token>).")
+        data = serializers.CiReleaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        application = Application.objects.filter(project=ci_token.project, name=fields.pop("application")).first()
+        if application is None:
+            raise ApplicationError("application: no such application in this project.",
+                                   extra={"fields": {"application": ["no such application in this project."]}})
+        with transaction.atomic():
+            CiToken.objects.filter(id=ci_token.id).update(last_used_at=timezone.now())
+            release = services.release_file(actor="system:ci", application=application, via="ci", **fields)
+        return release_detail_response(release.id, status.HTTP_201_CREATED)
+
+
+

@@ -1,6 +1,7 @@
 """The release pipeline: lanes, steps, retries and the reaper.
 
-Locking order, everywhere: the Application row first, then the Release row.
+Locking order, everywhere: the Application row first, then the Release row,
+and the audit chain head last (it is written at the end of each transaction).
 Taking the application lock serializes every decision about one lane, so two
 workers can never start two releases of it; the database constraint
 ``release_one_in_flight_per_lane`` backs that up.
@@ -43,10 +44,14 @@ class StepRetry(Exception):
         self.countdown, self.cause = countdown, cause
 
 
+def lane_lock(application_id: int) -> None:
+    """Take the first lock of the order: the application row. Call inside ``atomic``."""
+    Application.objects.select_for_update().get(id=application_id)
+
+
 def release_lock(release_id: int) -> Release:
     """Lock a release (after its application, to keep the locking order). Call inside ``atomic``."""
-    application_id = Release.objects.values_list("application_id", flat=True).get(id=release_id)
-    Application.objects.select_for_update().get(id=application_id)
+    lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
     return Release.objects.select_for_update().select_related(
         "application__project", "environment__cluster"
     ).get(id=release_id)
@@ -91,7 +96,7 @@ def _queue(application_id: int, environment_id: int, now: datetime):
 @transaction.atomic
 def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
     """Start the oldest approved release of a lane when the lane is free and not frozen."""
-    Application.objects.select_for_update().get(id=application_id)
+    lane_lock(application_id)
     if Release.objects.filter(
         application_id=application_id, environment_id=environment_id, state__in=IN_FLIGHT
     ).exists():

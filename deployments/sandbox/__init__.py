@@ -1,0 +1,31 @@
+"""Slipway sandbox: a small in-memory Kubernetes API server, FOR DEMOS AND TESTS ONLY.
+
+No real Kubernetes runs on Slipway's development and CI machines, so this
+package emulates the slice of the Kubernetes API the platform uses, over real
+HTTP, closely enough that the official `kubernetes` Python client talks to it
+as to a real cluster: discovery and version, namespaces, ConfigMaps, Secrets,
+Services, Pods (with logs), ResourceQuotas, Deployments (with `scale` and
+`status`), Ingresses, NetworkPolicies and HorizontalPodAutoscalers; create,
+get, list with label/field selectors, replace, delete, merge patches and a
+simplified server-side apply; resourceVersion/generation semantics and
+`Status` errors like the real server's. A background controller simulates
+rollouts (images tagged `*-broken` never become ready), and `/sandbox/`
+endpoints inject faults (503, 429, hangs) and reset state.
+
+It is not a Kubernetes: nothing runs, nothing is persisted, there is no
+watch, no RBAC (one optional bearer token), no admission webhooks, no
+ReplicaSets, and validation covers only common mistakes. Never point
+production code at it or expose it beyond loopback.
+
+    from deployments.sandbox import SandboxCluster
+
+    with SandboxCluster(port=0, rollout_delay=0.2, token="t0ken") as sandbox:
+        ...  # kubernetes.client.Configuration(host=sandbox.url, ...)
+
+Run standalone with `python -m deployments.sandbox --port 6443`. It does not
+import Django.
+"""
+
+from .server import SandboxCluster
+
+__all__ = ["SandboxCluster"]

@@ -1,0 +1,326 @@
+"""The WSGI application: Kubernetes REST routes over the store, plus `/sandbox/` controls.
+
+Request handling mirrors the API server's order: injected faults first (they
+simulate an overloaded or unreachable server), then bearer-token
+authentication, then routing, decoding and the operation itself. Every
+failure is answered with a `Status` object (see `errors`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import yaml
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import resources as r
+from .errors import (
+    ApiError,
+    bad_request,
+    field_manager_required,
+    forbidden,
+    internal_error,
+    method_not_allowed,
+    path_not_found,
+    unauthorized,
+    unsupported_media_type,
+)
+from .faults import FaultInjector
+from .patches import merge_patch
+from .pods import log_lines
+from .resources import ResourceType
+from .scale import rescaled, scale_of
+from .selectors import field_selector, label_selector
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+CONTROL_PREFIX = "/sandbox/"
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-slipway-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_URLS = Map([
+    Rule("/sandbox/faults", methods=["POST", "DELETE"], endpoint="control_faults"),
+    Rule("/sandbox/reset", methods=["POST"], endpoint="control_reset"),
+    Rule("/sandbox/state", methods=["GET"], endpoint="control_state"),
+    Rule("/version", methods=["GET"], endpoint="version"),
+    Rule("/api", methods=["GET"], endpoint="core_versions"),
+    Rule("/apis", methods=["GET"], endpoint="groups"),
+    Rule("/api/<version>", methods=["GET"], endpoint="resource_list", defaults={"group": ""}),
+    Rule("/apis/<group>/<version>", methods=["GET"], endpoint="resource_list"),
+    Rule("/api/<version>/<path:rest>", endpoint="resources", defaults={"group": ""}),
+    Rule("/apis/<group>/<version>/<path:rest>", endpoint="resources"),
+], strict_slashes=False, merge_slashes=False)
+
+
+Handler = Callable[[Request, "Target"], Response]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL addresses."""
+
+    resource: ResourceType
+    namespace: str | None  # None: cluster-scoped, or a list across all namespaces
+    name: str | None  # None: the collection
+    subresource: str | None
+
+
+def parse_target(group: str, version: str, rest: str) -> Target:
+    """Resolve `[namespaces/{ns}/]{plural}[/{name}[/{subresource}]]` (404 Status if nothing is there)."""
+    segments = rest.strip("/").split("/")
+    namespace = None
+    if len(segments) >= 3 and segments[0] == "namespaces":
+        # `namespaces/x/pods` is a namespaced collection; `namespaces/x/status` is a namespace's subresource.
+        candidate = r.lookup(group, version, segments[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, segments = segments[1], segments[2:]
+    resource = r.lookup(group, version, segments[0])
+    if resource is None or len(segments) > 3 or not all(segments):
+        raise path_not_found()
+    if resource.namespaced and namespace is None and len(segments) > 1:
+        raise path_not_found()
+    subresource = segments[2] if len(segments) == 3 else None
+    if subresource is not None and subresource not in resource.subresources:
+        raise path_not_found()
+    return Target(resource, namespace, segments[1] if len(segments) > 1 else None, subresource)
+
+
+def _json(body: object, code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=code, mimetype="application/json", headers=headers)
+
+
+def _decode(request: Request) -> dict:
+    """The request body as a dict: JSON, or for apply patches JSON or YAML (400 otherwise)."""
+    data = request.get_data()
+    try:
+        body = yaml.safe_load(data) if request.mimetype == APPLY_PATCH else json.loads(data)
+    except (ValueError, yaml.YAMLError) as error:
+        raise bad_request(f"the request body could not be decoded: {error}") from error
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be an object")
+    return body
+
+
+def _patch_request(request: Request) -> tuple[dict, str | None]:
+    """A PATCH body and, for server-side apply, its field manager (415/422 for what cannot be taken)."""
+    if request.mimetype == APPLY_PATCH:
+        manager = request.args.get("fieldManager")
+        if not manager:
+            raise field_manager_required()
+        return _decode(request), manager
+    if request.mimetype in MERGE_PATCHES:
+        return _decode(request), None
+    raise unsupported_media_type(request.mimetype)
+
+
+def _optional_int(request: Request, name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise bad_request(f"{name}: Invalid value: {value!r}: must be a non-negative integer")
+    return int(value)
+
+
+class SandboxApp:
+    """WSGI callable serving the sandbox's API; `store` and `faults` are shared with the server."""
+
+    def __init__(self, store: Store, faults: FaultInjector, token: str | None = None) -> None:
+        self._store = store
+        self._faults = faults
+        self._token = token
+        # Handlers for one object (by subresource, then HTTP method).
+        self._object_handlers: dict[str | None, dict[str, Handler]] = {
+            None: {"GET": self._get, "PUT": self._replace, "PATCH": self._patch, "DELETE": self._delete},
+            "status": {"GET": self._get, "PUT": self._replace_status, "PATCH": self._patch_status},
+            "scale": {"GET": self._get_scale, "PUT": self._replace_scale, "PATCH": self._patch_scale},
+            "log": {"GET": self._log},
+        }
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self._dispatch(request)
+        except ApiError as error:
+            response = _json(error.status(), error.code, error.headers)
+        except Exception as error:  # answer like the API server would rather than dropping the connection
+            logger.exception("sandbox: unexpected error handling %s %s", request.method, request.path)
+            failure = internal_error(str(error))
+            response = _json(failure.status(), failure.code)
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        if request.path.startswith(CONTROL_PREFIX):
+            if not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
+                raise forbidden("the sandbox control endpoints only answer loopback clients")
+        else:
+            fault = self._faults.take()
+            if fault is not None:
+                raise fault
+            self._authenticate(request)
+        try:
+            endpoint, args = _URLS.bind_to_environ(request.environ).match()
+        except MethodNotAllowed as error:
+            raise method_not_allowed(request.method) from error
+        except HTTPException as error:
+            raise path_not_found() from error
+        return getattr(self, f"_{endpoint}")(request, **args)
+
+    def _authenticate(self, request: Request) -> None:
+        if self._token is None:
+            return
+        presented = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(presented, f"Bearer {self._token}".encode()):
+            raise unauthorized()
+
+    # Sandbox controls
+
+    def _control_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self._faults.clear()
+        else:
+            body = _decode(request)
+            self._faults.inject(str(body.get("mode")), body.get("count", 1), body.get("hang_seconds", 5.0))
+        return _json({"fault": self._faults.describe()})
+
+    def _control_reset(self, request: Request) -> Response:
+        self._store.reset()
+        self._faults.clear()
+        return _json({"reset": True})
+
+    def _control_state(self, request: Request) -> Response:
+        return _json({"resourceVersion": self._store.resource_version(), "objects": self._store.counts(),
+                      "fault": self._faults.describe()})
+
+    # Discovery
+
+    def _version(self, request: Request) -> Response:
+        return _json(VERSION_INFO)
+
+    def _core_versions(self, request: Request) -> Response:
+        return _json({"kind": "APIVersions", "versions": ["v1"],
+                      "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
+
+    def _groups(self, request: Request) -> Response:
+        return _json(r.api_group_list())
+
+    def _resource_list(self, request: Request, group: str, version: str) -> Response:
+        document = r.resource_list(group, version)
+        if document is None:
+            raise path_not_found()
+        return _json(document)
+
+    # Resources
+
+    def _resources(self, request: Request, group: str, version: str, rest: str) -> Response:
+        if request.args.get("watch") in ("true", "1"):
+            raise bad_request("watch is not supported by the Slipway sandbox")
+        if "dryRun" in request.args:
+            raise bad_request("dryRun is not supported by the Slipway sandbox")
+        target = parse_target(group, version, rest)
+        handler = self._handler(target, request.method)
+        if handler is None:
+            raise method_not_allowed(request.method)
+        return handler(request, target)
+
+    def _handler(self, target: Target, method: str) -> Handler | None:
+        if target.name is not None:
+            return self._object_handlers[target.subresource].get(method)
+        if method == "GET":
+            return self._list
+        # Objects are created in a namespace, not in the all-namespaces collection.
+        creatable = target.namespace is not None or not target.resource.namespaced
+        return self._create if method == "POST" and creatable else None
+
+    def _list(self, request: Request, target: Target) -> Response:
+        predicates = []
+        if request.args.get("labelSelector"):
+            predicates.append(label_selector(request.args["labelSelector"]))
+        if request.args.get("fieldSelector"):
+            predicates.append(field_selector(request.args["fieldSelector"]))
+        items, resource_version = self._store.list(
+            target.resource, target.namespace, lambda obj: all(matches(obj) for matches in predicates))
+        return _json({"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version,
+                      "metadata": {"resourceVersion": resource_version}, "items": items})
+
+    def _create(self, request: Request, target: Target) -> Response:
+        return _json(self._store.create(target.resource, target.namespace, _decode(request)), 201)
+
+    def _get(self, request: Request, target: Target) -> Response:
+        return _json(self._store.get(target.resource, target.namespace, target.name))
+
+    def _replace(self, request: Request, target: Target) -> Response:
+        body = _decode(request)
+        return _json(self._store.update(target.resource, target.namespace, target.name, lambda current: body))
+
+    def _patch(self, request: Request, target: Target) -> Response:
+        body, manager = _patch_request(request)
+        if manager is not None:
+            obj, created = self._store.apply(target.resource, target.namespace, target.name, body, manager)
+            return _json(obj, 201 if created else 200)
+        return _json(self._store.update(target.resource, target.namespace, target.name,
+                                        lambda current: merge_patch(current, body)))
+
+    def _delete(self, request: Request, target: Target) -> Response:
+        obj = self._store.delete(target.resource, target.namespace, target.name)
+        if target.resource.returns_deleted_object:
+            return _json(obj)
+        details = {"name": target.name, "kind": target.resource.plural, "uid": obj["metadata"]["uid"]}
+        if target.resource.group:
+            details["group"] = target.resource.group
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+
+    def _replace_status(self, request: Request, target: Target) -> Response:
+        body = _decode(request)
+        return _json(self._store.update(target.resource, target.namespace, target.name, lambda current: body,
+                                        status_only=True))
+
+    def _patch_status(self, request: Request, target: Target) -> Response:
+        # Subresources take every patch type, apply included, as a merge patch of their view.
+        patch, _ = _patch_request(request)
+        return _json(self._store.update(target.resource, target.namespace, target.name,
+                                        lambda current: merge_patch(current, patch), status_only=True))
+
+    def _get_scale(self, request: Request, target: Target) -> Response:
+        return _json(scale_of(self._store.get(target.resource, target.namespace, target.name)))
+
+    def _replace_scale(self, request: Request, target: Target) -> Response:
+        scale = _decode(request)
+        updated = self._store.update(target.resource, target.namespace, target.name,
+                                     lambda current: rescaled(current, scale))
+        return _json(scale_of(updated))
+
+    def _patch_scale(self, request: Request, target: Target) -> Response:
+        patch, _ = _patch_request(request)
+        updated = self._store.update(target.resource, target.namespace, target.name,
+                                     lambda current: rescaled(current, merge_patch(scale_of(current), patch)))
+        return _json(scale_of(updated))
+
+    def _log(self, request: Request, target: Target) -> Response:
+        pod = self._store.get(target.resource, target.namespace, target.name)
+        lines = log_lines(pod, request.args.get("container"))
+        tail = _optional_int(request, "tailLines")
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        # text/plain: the official client refuses to decode application/octet-stream.
+        return Response("".join(f"{line}\n" for line in lines), mimetype="text/plain")

@@ -1,0 +1,73 @@
+"""Injected API failures, so retry and timeout handling can be tested for real.
+
+A fault covers the next N Kubernetes API requests (the sandbox's own `/sandbox/`
+endpoints are never affected): `503` answers ServiceUnavailable, `429` answers
+TooManyRequests with `Retry-After: 1`, and `hang` holds the request for
+`hang_seconds` before answering 503, to trigger client timeouts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+
+from .errors import ApiError, bad_request, service_unavailable, too_many_requests
+
+MODES = ("503", "429", "hang")
+
+
+@dataclass(frozen=True)
+class Fault:
+    mode: str
+    remaining: int
+    hang_seconds: float
+
+
+class FaultInjector:
+    """Thread-safe countdown of pending faults."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fault: Fault | None = None
+        # Set on shutdown so hanging requests finish at once instead of holding up the server.
+        self._released = threading.Event()
+
+    def inject(self, mode: str, count: int, hang_seconds: float = 5.0) -> None:
+        """Make the next `count` API requests fail in `mode` (replacing any pending fault)."""
+        if mode not in MODES:
+            raise bad_request(f"unknown fault mode {mode!r}; expected one of {', '.join(MODES)}")
+        if not isinstance(count, int) or count < 1:
+            raise bad_request("fault count must be a positive integer")
+        if not isinstance(hang_seconds, int | float) or hang_seconds < 0:
+            raise bad_request("hang_seconds must be a non-negative number")
+        with self._lock:
+            self._fault = Fault(mode, count, float(hang_seconds))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._fault = None
+
+    def release(self) -> None:
+        """End every hang now and from now on (the server is shutting down)."""
+        self._released.set()
+
+    def describe(self) -> dict | None:
+        with self._lock:
+            return asdict(self._fault) if self._fault else None
+
+    def take(self) -> ApiError | None:
+        """Consume one request's share of the pending fault; the error to answer with, if any.
+
+        Hangs happen here, in the request's own thread, outside the lock.
+        """
+        with self._lock:
+            fault = self._fault
+            if fault is None:
+                return None
+            remaining = fault.remaining - 1
+            self._fault = Fault(fault.mode, remaining, fault.hang_seconds) if remaining else None
+        if fault.mode == "429":
+            return too_many_requests()
+        if fault.mode == "hang":
+            self._released.wait(fault.hang_seconds)
+        return service_unavailable()

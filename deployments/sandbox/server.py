@@ -1,0 +1,85 @@
+"""`SandboxCluster`: the sandbox's HTTP server and controller, started and stopped together."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .app import SandboxApp
+from .controller import RolloutController
+from .faults import FaultInjector
+from .store import Store
+
+
+class SandboxCluster:
+    """A Kubernetes API emulator listening on `host:port` (0 picks a free port).
+
+    The socket is bound in the constructor, so `url` is known (and connections
+    are queued) before `start()`. `rollout_delay` is how long simulated pods
+    take to become ready; `progress_deadline_cap` bounds every Deployment's
+    `progressDeadlineSeconds` so failed rollouts show up quickly. With a
+    `token`, Kubernetes API requests must send `Authorization: Bearer <token>`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, rollout_delay: float = 0.2,
+                 token: str | None = None, progress_deadline_cap: float = 2.0) -> None:
+        self.store = Store()
+        self.faults = FaultInjector()
+        self._controller = RolloutController(self.store, rollout_delay, progress_deadline_cap)
+        self._server: BaseWSGIServer = make_server(host, port, SandboxApp(self.store, self.faults, token),
+                                                   threaded=True)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        """Serve from a daemon thread; returns at once, the socket already listening."""
+        self._controller.start()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the management command's mode)."""
+        self._controller.start()
+        try:
+            self._server.serve_forever()
+        finally:
+            self._shut_down()
+
+    def stop(self) -> None:
+        """Stop serving, end hanging requests and the controller, and close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()  # blocks until serve_forever returns, so only when it runs
+            self._thread.join()
+            self._thread = None
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        self.faults.release()
+        self._controller.stop()
+        self._server.server_close()
+
+    def inject_fault(self, mode: str, count: int = 1, hang_seconds: float = 5.0) -> None:
+        """Fail the next `count` API requests: mode "503", "429" or "hang" (see `faults`)."""
+        self.faults.inject(mode, count, hang_seconds)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def reset(self) -> None:
+        """Drop every object (and pending fault), as `POST /sandbox/reset` does."""
+        self.store.reset()
+        self.faults.clear()
+
+    def __enter__(self) -> SandboxCluster:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

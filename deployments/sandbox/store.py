@@ -1,0 +1,229 @@
+"""The sandbox's object store: every API object, in memory, behind one lock.
+
+It implements the storage semantics clients can observe on a real API server:
+a global, monotonically increasing `resourceVersion` bumped by every write (and
+left alone by writes that change nothing), `uid` and `creationTimestamp`,
+`generation` counting spec changes, optimistic concurrency on
+`metadata.resourceVersion`, namespaces that must exist before objects are
+created in them, and cascading deletion through `ownerReferences` and
+namespaces (immediate: there is no Terminating phase).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from . import resources as r
+from .admission import apply_defaults, check_identity, initial_status, validate
+from .errors import already_exists, bad_request, conflict, not_found
+from .patches import apply_config
+from .resources import RESOURCE_TYPES, ResourceType
+
+Mutation = Callable[[dict], dict]
+# Metadata the server owns: whatever a client sends for these is ignored on update.
+_SERVER_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation")
+_DEFAULT_NAMESPACES = ("default", "kube-system")
+
+
+def timestamp() -> str:
+    """Now, in the RFC 3339 form Kubernetes uses (`2024-05-01T12:00:00Z`)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Store:
+    """Thread-safe storage for API objects; every public method is atomic.
+
+    Objects are stored and returned as plain dicts in their JSON form (with
+    `kind` and `apiVersion`); callers always get copies.
+    """
+
+    def __init__(self) -> None:
+        # Re-entrant so the controller can hold it across several calls (see `atomic`).
+        self._lock = threading.RLock()
+        self._objects: dict[ResourceType, dict[tuple[str, str], dict]] = {}
+        self._resource_version = 0  # never reset: clients may still hold old versions
+        self.reset()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Hold the lock so a sequence of calls sees and leaves a consistent state."""
+        with self._lock:
+            yield
+
+    def reset(self) -> None:
+        """Forget every object and recreate the namespaces a fresh cluster has."""
+        with self._lock:
+            self._objects = {resource: {} for resource in RESOURCE_TYPES}
+            for name in _DEFAULT_NAMESPACES:
+                self._insert(r.NAMESPACES, None, {"metadata": {"name": name}})
+
+    def resource_version(self) -> str:
+        with self._lock:
+            return str(self._resource_version)
+
+    def counts(self) -> dict[str, int]:
+        """Number of objects per resource, for the sandbox's state endpoint."""
+        with self._lock:
+            return {resource.qualified_resource: len(table) for resource, table in self._objects.items()}
+
+    def get(self, resource: ResourceType, namespace: str | None, name: str) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._lookup(resource, namespace, name))
+
+    def list(self, resource: ResourceType, namespace: str | None,
+             predicate: Callable[[dict], bool] = lambda obj: True) -> tuple[list[dict], str]:
+        """Matching objects of one namespace (or all, for None), with the list's resourceVersion.
+
+        Like the real server, listing a namespace that does not exist is not an error.
+        """
+        with self._lock:
+            items = [
+                copy.deepcopy(obj)
+                for (obj_namespace, _), obj in sorted(self._objects[resource].items())
+                if (namespace is None or obj_namespace == namespace) and predicate(obj)
+            ]
+            return items, str(self._resource_version)
+
+    def create(self, resource: ResourceType, namespace: str | None, body: dict) -> dict:
+        check_identity(resource, body, None, namespace)
+        with self._lock:
+            self._require_namespace(resource, namespace)
+            return self._insert(resource, namespace, copy.deepcopy(body))
+
+    def update(self, resource: ResourceType, namespace: str | None, name: str, mutate: Mutation, *,
+               status_only: bool = False) -> dict:
+        """Write `mutate(current)` over the stored object (PUT and every PATCH flavour).
+
+        A `metadata.resourceVersion` in the result is a precondition (409 Conflict
+        when stale). With `status_only` just the status is taken from it, as for
+        the `/status` subresource; otherwise its status is ignored for kinds that
+        have a status subresource.
+        """
+        with self._lock:
+            current = self._lookup(resource, namespace, name)
+            return self._commit(resource, current, mutate(copy.deepcopy(current)), status_only=status_only)
+
+    def apply(self, resource: ResourceType, namespace: str | None, name: str, config: dict,
+              manager: str) -> tuple[dict, bool]:
+        """Server-side apply of `config` by field manager `manager`; returns (object, created)."""
+        if not config.get("apiVersion") or not config.get("kind"):
+            raise bad_request("invalid object: apiVersion and kind must be set in an apply configuration")
+        check_identity(resource, config, name, namespace)
+        with self._lock:
+            self._require_namespace(resource, namespace)
+            current = self._objects[resource].get((namespace or "", name))
+            if current is None:
+                skeleton = {"metadata": {"name": name}}
+                return self._insert(resource, namespace, apply_config(skeleton, config, manager, timestamp())), True
+            return self._commit(resource, current, apply_config(current, config, manager, timestamp())), False
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict:
+        """Remove an object and, like the garbage collector, everything it owns; returns it."""
+        with self._lock:
+            obj = self._lookup(resource, namespace, name)
+            self._remove(resource, obj)
+            self._bump_resource_version()
+            return copy.deepcopy(obj)
+
+    # Internal helpers: callers hold the lock.
+
+    def _bump_resource_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    def _lookup(self, resource: ResourceType, namespace: str | None, name: str) -> dict:
+        obj = self._objects[resource].get((namespace or "", name))
+        if obj is None:
+            raise not_found(resource, name)
+        return obj
+
+    def _require_namespace(self, resource: ResourceType, namespace: str | None) -> None:
+        if resource.namespaced and ("", namespace) not in self._objects[r.NAMESPACES]:
+            raise not_found(r.NAMESPACES, namespace or "")
+
+    def _insert(self, resource: ResourceType, namespace: str | None, obj: dict) -> dict:
+        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        metadata = obj.setdefault("metadata", {})
+        metadata.pop("resourceVersion", None)
+        metadata.update(uid=str(uuid.uuid4()), creationTimestamp=timestamp())
+        if resource.namespaced:
+            metadata["namespace"] = namespace
+        if resource.tracks_generation:
+            metadata["generation"] = 1
+        if resource.has_status:
+            obj["status"] = initial_status(resource)
+        apply_defaults(resource, obj, None)
+        validate(resource, obj, None)
+        key = (namespace or "", metadata["name"])
+        if key in self._objects[resource]:
+            raise already_exists(resource, metadata["name"])
+        metadata["resourceVersion"] = self._bump_resource_version()
+        self._objects[resource][key] = obj
+        return copy.deepcopy(obj)
+
+    def _commit(self, resource: ResourceType, current: dict, desired: dict, *, status_only: bool = False) -> dict:
+        """Store `desired` in place of `current` unless that changes nothing (see `update`)."""
+        metadata = current["metadata"]
+        check_identity(resource, desired, metadata["name"], metadata.get("namespace"))
+        expected = (desired.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != metadata["resourceVersion"]:
+            raise conflict(resource, metadata["name"])
+
+        if status_only:
+            new = {**copy.deepcopy(current), "status": desired.get("status") or {}}
+        else:
+            new = self._with_server_fields(resource, current, desired)
+            apply_defaults(resource, new, current)
+            validate(resource, new, current)
+        if _canonical(new) == _canonical(current):
+            return copy.deepcopy(current)
+        if resource.tracks_generation and _canonical(new.get("spec")) != _canonical(current.get("spec")):
+            new["metadata"]["generation"] = metadata["generation"] + 1
+        new["metadata"]["resourceVersion"] = self._bump_resource_version()
+        self._objects[resource][(metadata.get("namespace") or "", metadata["name"])] = new
+        return copy.deepcopy(new)
+
+    @staticmethod
+    def _with_server_fields(resource: ResourceType, current: dict, desired: dict) -> dict:
+        """`desired` with the identity, bookkeeping and (if a subresource owns it) status of `current`."""
+        new = copy.deepcopy(desired)
+        new["apiVersion"], new["kind"] = resource.api_version, resource.kind
+        new_metadata = new.setdefault("metadata", {})
+        for key in _SERVER_METADATA:
+            if key in current["metadata"]:
+                new_metadata[key] = current["metadata"][key]
+        new_metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if "managedFields" not in new_metadata and "managedFields" in current["metadata"]:
+            new_metadata["managedFields"] = current["metadata"]["managedFields"]
+        if resource.has_status:
+            new["status"] = copy.deepcopy(current["status"])
+        return new
+
+    def _remove(self, resource: ResourceType, obj: dict) -> None:
+        metadata = obj["metadata"]
+        if self._objects[resource].pop((metadata.get("namespace") or "", metadata["name"]), None) is None:
+            return  # already removed as a dependent of something removed earlier
+        for dependent_resource, dependent in self._dependents(resource, obj):
+            self._remove(dependent_resource, dependent)
+
+    def _dependents(self, resource: ResourceType, obj: dict) -> list[tuple[ResourceType, dict]]:
+        """Objects deleted along with `obj`: its namespace's contents, or what it owns."""
+        uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
+        found = []
+        for other_resource, table in self._objects.items():
+            for (namespace, _), other in table.items():
+                owners = other["metadata"].get("ownerReferences") or []
+                in_namespace = resource is r.NAMESPACES and namespace == name
+                if in_namespace or any(owner.get("uid") == uid for owner in owners):
+                    found.append((other_resource, other))
+        return found

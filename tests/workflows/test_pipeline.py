@@ -1,0 +1,135 @@
+"""End to end: a real Celery worker and Redis, PostgreSQL, and the sandbox cluster over HTTP."""
+import time
+
+import pytest
+
+from deployments import services as deployments
+from deployments.kube import ObjectNotFound
+from deployments.models import Environment, Revision
+from tests.deployments.factories import ApplicationFactory, MembershipFactory, UserFactory
+from tests.workflows.factories import PINNED, file_release
+from workflows import services
+from workflows.audit import chain_verify
+from workflows.choices import FINAL
+from workflows.models import AuditEvent, Release
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+BROKEN = "registry.example.com/shop/api:{version}-broken@sha256:" + "d" * 64
+
+
+@pytest.fixture(autouse=True)
+def quick_pipeline(settings):
+    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
+    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
+    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
+
+
+@pytest.fixture
+def world(project, sandbox_cluster, celery_worker):
+    developer = MembershipFactory(project=project, role="developer", user=UserFactory(username="dev")).user
+    approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
+    prod = Environment.objects.create(name="prod", cluster=sandbox_cluster, required_approvals=2,
+                                      rollout_deadline_seconds=5)
+    dev = Environment.objects.create(name="dev", cluster=sandbox_cluster, required_approvals=0,
+                                     rollout_deadline_seconds=5)
+    app = ApplicationFactory(project=project, name="api", replicas=2, exposed=True)
+    return developer, approvers, dev, prod, app
+
+
+def wait_final(release: Release, timeout: float = 30) -> Release:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        release.refresh_from_db()
+        if release.state in FINAL:
+            return release
+        time.sleep(0.1)
+    raise AssertionError(f"release #{release.id} still {release.state} after {timeout}s: {list(release.steps.values())}")
+
+
+def live_image(app, env) -> str:
+    deployment = deployments.cluster_client(env.cluster).read("Deployment", app.name, f"shop-{env.name}")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_file_approve_twice_and_the_worker_takes_it_to_succeeded(world):
+    developer, approvers, _, prod, app = world
+    # given a release to prod, which needs two approvals
+    release = file_release(actor=developer, application=app, environment=prod)
+    # when both approvers sign it off
+    services.approval_grant(release_id=release.id, actor=approvers[0], comment="looks good")
+    services.approval_grant(release_id=release.id, actor=approvers[1])
+    # then the worker builds, deploys and verifies it
+    release = wait_final(release)
+    assert release.state == "succeeded", release.failure_reason
+    assert release.image_digest == "sha256:" + "c" * 64
+    assert live_image(app, prod) == PINNED.format(version="1.0")
+    assert [(s.step, s.status) for s in release.steps.order_by("id")] == [
+        ("build", "succeeded"), ("deploy", "succeeded"), ("verify", "succeeded")]
+    assert release.revision.release == str(release.id)
+    states = [(e.from_state, e.to_state) for e in AuditEvent.objects.filter(release_id=release.id,
+                                                                               action="release.transitioned")]
+    assert states == [("requested", "approved"), ("approved", "building"), ("building", "deploying"),
+                      ("deploying", "verifying"), ("verifying", "succeeded")]
+    assert chain_verify()[2] == ""
+
+
+def test_a_broken_image_is_rolled_back_to_the_previous_revision(world):
+    developer, _, dev, _, app = world
+    good = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.0"))
+    assert good.state == "succeeded"
+
+    bad = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.1",
+                                  image=BROKEN.format(version="1.1")))
+
+    assert bad.state == "rolled_back"
+    assert bad.failed_step == "verify" and "progress deadline" in bad.failure_reason
+    assert live_image(app, dev) == PINNED.format(version="1.0")
+    latest = Revision.objects.filter(application=app, environment=dev).order_by("-number").first()
+    assert (latest.kind, latest.source_id) == ("rollback", good.revision_id)
+
+
+def test_a_broken_first_deploy_removes_its_objects(world):
+    developer, _, dev, _, app = world
+
+    bad = wait_final(file_release(actor=developer, application=app, environment=dev, version="0.1",
+                                  image=BROKEN.format(version="0.1")))
+
+    assert bad.state == "rolled_back"
+    with pytest.raises(ObjectNotFound):
+        live_image(app, dev)
+
+
+def test_queued_releases_of_a_lane_run_one_after_the_other(world):
+    developer, _, dev, _, app = world
+
+    first = file_release(actor=developer, application=app, environment=dev, version="1.0")
+    second = file_release(actor=developer, application=app, environment=dev, version="2.0")
+
+    assert (wait_final(first).state, wait_final(second).state) == ("succeeded", "succeeded")
+    assert second.started_at >= first.finished_at
+    assert live_image(app, dev) == PINNED.format(version="2.0")
+
+
+def test_transient_cluster_errors_are_retried(world, sandbox):
+    developer, _, dev, _, app = world
+    sandbox.inject_fault("503", count=3)
+
+    release = wait_final(file_release(actor=developer, application=app, environment=dev))
+
+    assert release.state == "succeeded", release.failure_reason
+    retried = release.steps.filter(status="retrying")
+    assert retried.exists() and "cluster sandbox unavailable" in retried.first().error
+
+
+def test_an_unreachable_cluster_fails_the_release_with_a_clear_reason(world, settings):
+    developer, _, dev, _, app = world
+    settings.SLIPWAY_STEP_MAX_RETRIES = 2
+    cluster = dev.cluster
+    cluster.api_server = "http://127.0.0.1:9"
+    cluster.save()
+
+    release = wait_final(file_release(actor=developer, application=app, environment=dev))
+
+    assert release.state in ("failed", "rolled_back")
+    assert "cluster sandbox unreachable" in release.failure_reason
+    assert "gave up after 3 attempts" in release.failure_reason

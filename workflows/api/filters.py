@@ -1,0 +1,33 @@
+import django_filters
+
+from deployments.models import Project
+
+from ..choices import AuditAction, ReleaseState
+from ..models import AuditEvent, Release
+
+
+class ReleaseFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="application__project__slug")
+    application = django_filters.NumberFilter(field_name="application_id")
+    environment = django_filters.CharFilter(field_name="environment__name")
+    state = django_filters.MultipleChoiceFilter(choices=ReleaseState.choices)
+
+    class Meta:
+        model = Release
+        fields = ["project", "application", "environment", "state"]
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(method="filter_project")
+    release = django_filters.NumberFilter(field_name="release_id")
+    actor = django_filters.CharFilter()
+    action = django_filters.ChoiceFilter(choices=AuditAction.choices)
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["project", "release", "actor", "action", "since", "until"]
+
+    def filter_project(self, queryset, name, value):
+        return queryset.filter(project_id__in=Project.objects.filter(slug=value).values("id"))

@@ -1,0 +1,84 @@
+from rest_framework import serializers
+
+from deployments.api.operations import EnvironmentChoice
+from deployments.models import Application
+
+from ..models import AuditEvent, Release, StepRun
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="application.project.slug", read_only=True)
+    application = serializers.CharField(source="application.name", read_only=True)
+    application_id = serializers.IntegerField(read_only=True)
+    environment = serializers.CharField(source="environment.name", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+    approvals_given = serializers.IntegerField(read_only=True)
+    approvals_required = serializers.IntegerField(source="environment.required_approvals", read_only=True)
+    revision = serializers.IntegerField(source="revision.number", read_only=True, default=None)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id", "project", "application", "application_id", "environment", "version", "image", "image_digest",
+            "config", "config_hash", "description", "scheduled_at", "state", "requested_by", "requested_via",
+            "approvals_given", "approvals_required", "revision", "rollback_of", "failed_step", "failure_reason",
+            "created_at", "approved_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ReleaseDetailSerializer(ReleaseSerializer):
+    waiting_reason = serializers.CharField(read_only=True, help_text="Why an approved release has not started yet.")
+
+    class Meta(ReleaseSerializer.Meta):
+        fields = [*ReleaseSerializer.Meta.fields, "waiting_reason"]
+        read_only_fields = fields
+
+
+class ConfigField(serializers.JSONField):
+    """``{"env": {...}, "files": {...}}``; checked in detail by the service."""
+
+
+class ReleaseFileSerializer(serializers.Serializer):
+    application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.select_related("project"))
+    environment = EnvironmentChoice()
+    version = serializers.RegexField(r"^[\w][\w.+-]{0,127}$", help_text="e.g. 1.4.2 or 2026.11.26-3")
+    image = serializers.CharField(required=False, allow_blank=True, max_length=512,
+                                  help_text="Prebuilt image; defaults to the application's repository:version.")
+    config = ConfigField(required=False, default=dict)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def __init__(self, *args, applications=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if applications is not None:
+            self.fields["application"].queryset = applications
+
+
+class CiReleaseSerializer(ReleaseFileSerializer):
+    application = serializers.CharField(max_length=63, help_text="Application name within the hook's project.")
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class RollbackSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = StepRun
+        fields = ["id", "step", "attempt", "status", "started_at", "finished_at", "duration_seconds", "log", "error"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "created_at", "actor", "action", "target_type", "target_id", "target_repr", "project_id",
+            "release_id", "from_state", "to_state", "before", "after", "message", "correlation_id", "prev_hash", "hash",
+        ]
