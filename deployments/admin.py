@@ -1,7 +1,33 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 
+from . import changes
 from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership, Revision
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Admin edits land in the audit trail, in the admin's own transaction (after related objects are saved)."""
+
+    def save_model(self, request, obj, form, change):
+        obj._audit_before = changes.recorder().snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        if change:
+            changes.recorder().object_changed(actor=request.user, obj=obj, before=obj._audit_before)
+        else:
+            changes.recorder().object_created(actor=request.user, obj=obj)
+
+    def delete_model(self, request, obj):
+        changes.recorder().object_deleted(actor=request.user, obj=obj, before=changes.recorder().snapshot(obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
 
 
 class ProjectMembershipInline(admin.TabularInline):
@@ -11,14 +37,14 @@ class ProjectMembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedAdmin):
     list_display = ["slug", "name", "cost_center", "created_at"]
     search_fields = ["slug", "name", "cost_center"]
     inlines = [ProjectMembershipInline]
 
 
 @admin.register(ProjectMembership)
-class ProjectMembershipAdmin(admin.ModelAdmin):
+class ProjectMembershipAdmin(AuditedAdmin):
     list_display = ["project", "user", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["project__slug", "user__username"]
@@ -57,7 +83,7 @@ class ClusterForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(AuditedAdmin):
     form = ClusterForm
     list_display = ["name", "api_server", "auth_method", "has_credentials", "ingress_address"]
     list_filter = ["auth_method"]
@@ -69,7 +95,7 @@ class ClusterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(AuditedAdmin):
     list_display = ["name", "rank", "cluster", "namespace_pattern", "required_approvals", "allow_self_approval"]
     list_filter = ["cluster", "required_approvals"]
     search_fields = ["name"]
@@ -77,19 +103,20 @@ class EnvironmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(BaseImage)
-class BaseImageAdmin(admin.ModelAdmin):
+class BaseImageAdmin(AuditedAdmin):
     list_display = ["name", "display_name", "image", "default_port", "app_path", "config_path"]
     search_fields = ["name", "display_name", "image"]
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(AuditedAdmin):
     list_display = ["name", "project", "base_image", "image", "replicas", "exposed", "updated_at"]
     list_filter = ["project", "base_image", "exposed"]
     search_fields = ["name", "project__slug", "description"]
     list_select_related = ["project", "base_image"]
     filter_horizontal = ["allowed_callers"]
     autocomplete_fields = ["project"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Revision)

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     name = "workflows"
+
+    def ready(self) -> None:
+        from deployments import changes
+
+        from . import audit
+
+        changes.install(audit)  # the audit trail records configuration changes of deployments objects

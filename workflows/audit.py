@@ -5,8 +5,11 @@ event exists exactly when its change committed. Each event's hash covers the
 previous event's hash and the event's canonical JSON; the chain head row is
 locked while appending, so concurrent writers form one chain.
 """
+import hashlib
+import hmac
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
@@ -105,12 +108,14 @@ def object_deleted(*, actor: Actor, obj: models.Model, before: dict[str, Any]) -
 
 
 def snapshot(obj: models.Model) -> dict[str, Any]:
-    """A JSON-safe picture of a model's fields; secrets appear only as set/unset."""
+    """A JSON-safe picture of a model's fields; secrets appear only as a keyed marker."""
     picture: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
+        if getattr(field, "auto_now", False):
+            continue  # bookkeeping, not configuration
         value = getattr(obj, field.attname)
         if isinstance(field, EncryptedTextField):
-            value = "(set)" if value else ""
+            value = secret_marker(value)
         elif not isinstance(value, str | int | float | bool | dict | list | type(None)):
             value = str(value)
         picture[field.name] = value
@@ -118,6 +123,13 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
         for field in obj._meta.many_to_many:
             picture[field.name] = sorted(str(related) for related in getattr(obj, field.name).all())
     return picture
+
+
+def secret_marker(value: str) -> str:
+    """"(set <tag>)": a rotation shows as a change, yet the value cannot be recovered (keyed with SECRET_KEY)."""
+    if not value:
+        return ""
+    return f"(set {hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()[:8]})"
 
 
 def _project_id(obj: models.Model) -> int | None:

@@ -2,6 +2,7 @@
 import logging
 
 from celery import shared_task
+from django.core.exceptions import ObjectDoesNotExist
 
 from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
@@ -19,11 +20,16 @@ def release_step_task(self, release_id: int, step: str, correlation_id: str = ""
             pipeline.step_run(release_id=release_id, step=step, task_id=self.request.id, retries=self.request.retries)
         except pipeline.StepRetry as retry:
             raise self.retry(countdown=retry.countdown, exc=retry.cause) from None
+        except ObjectDoesNotExist:
+            logger.warning("release %s no longer exists; dropping its %s step", release_id, step)
 
 
 @shared_task(name="workflows.lane_advance", acks_late=True)
 def lane_advance_task(application_id: int, environment_id: int) -> None:
-    pipeline.lane_advance(application_id=application_id, environment_id=environment_id)
+    try:
+        pipeline.lane_advance(application_id=application_id, environment_id=environment_id)
+    except ObjectDoesNotExist:
+        logger.warning("application %s no longer exists; nothing to advance", application_id)
 
 
 @shared_task(name="workflows.lanes_advance_due")

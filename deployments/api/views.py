@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from paas_site.errors import NotAllowed
 
-from .. import services
+from .. import changes, services
 from ..models import BaseImage, Cluster, Environment
 from ..selectors import (
     APPLICATION_EDITORS,
@@ -24,33 +24,47 @@ from . import filters, operations, serializers
 from .permissions import StaffWritesOthersRead
 
 
-class ProjectScopedViewSet(viewsets.ModelViewSet):
+class AuditedModelViewSet(viewsets.ModelViewSet):
+    """Every write is checked by ``authorize`` and recorded in the audit trail, in one transaction."""
+
+    def authorize(self, verb: str, obj) -> None:
+        """Raise ``NotAllowed`` when the user may not ``verb`` (create/change/delete) ``obj``."""
+
+    @transaction.atomic
+    def perform_create(self, serializer):
+        self.authorize("create", serializer.validated_data)
+        obj = serializer.save()
+        changes.recorder().object_created(actor=self.request.user, obj=obj)
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        self.authorize("change", serializer.instance)
+        before = changes.recorder().snapshot(serializer.instance)
+        obj = serializer.save()
+        changes.recorder().object_changed(actor=self.request.user, obj=obj, before=before)
+
+    @transaction.atomic
+    def perform_destroy(self, instance):
+        self.authorize("delete", instance)
+        before = changes.recorder().snapshot(instance)
+        changes.recorder().object_deleted(actor=self.request.user, obj=instance, before=before)
+        instance.delete()
+
+
+class ProjectScopedViewSet(AuditedModelViewSet):
     """Writes need a role in the object's project; reads follow visibility."""
 
     editor_roles: set[str] = PROJECT_MANAGERS
     delete_roles: set[str] = PROJECT_MANAGERS
     noun = "object"
 
-    def _require(self, project, roles, verb) -> None:
+    def authorize(self, verb: str, obj) -> None:
+        project = obj["project"] if isinstance(obj, dict) else obj.project
+        roles = self.delete_roles if verb == "delete" else self.editor_roles
         project_require_role(user=self.request.user, project=project, roles=roles, action=f"{verb} {self.noun}s")
 
-    @transaction.atomic
-    def perform_create(self, serializer):
-        self._require(serializer.validated_data["project"], self.editor_roles, "create")
-        serializer.save()
 
-    @transaction.atomic
-    def perform_update(self, serializer):
-        self._require(serializer.instance.project, self.editor_roles, "change")
-        serializer.save()
-
-    @transaction.atomic
-    def perform_destroy(self, instance):
-        self._require(instance.project, self.delete_roles, "delete")
-        instance.delete()
-
-
-class ProjectViewSet(viewsets.ModelViewSet):
+class ProjectViewSet(AuditedModelViewSet):
     serializer_class = serializers.ProjectSerializer
     filterset_fields = ["slug", "cost_center"]
     search_fields = ["slug", "name"]
@@ -59,21 +73,11 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return project_list(user=self.request.user)
 
-    def perform_create(self, serializer):
-        if not user_is_platform_admin(self.request.user):
-            raise NotAllowed("Only platform admins may create projects.")
-        serializer.save()
-
-    def perform_update(self, serializer):
-        project_require_role(
-            user=self.request.user, project=serializer.instance, roles=PROJECT_MANAGERS, action="change the project"
-        )
-        serializer.save()
-
-    def perform_destroy(self, instance):
-        if not user_is_platform_admin(self.request.user):
-            raise NotAllowed("Only platform admins may delete projects.")
-        instance.delete()
+    def authorize(self, verb: str, obj) -> None:
+        if verb == "change":
+            project_require_role(user=self.request.user, project=obj, roles=PROJECT_MANAGERS, action="change the project")
+        elif not user_is_platform_admin(self.request.user):
+            raise NotAllowed(f"Only platform admins may {verb} projects.")
 
 
 class ProjectMembershipViewSet(ProjectScopedViewSet):
@@ -126,7 +130,7 @@ class ApplicationViewSet(ProjectScopedViewSet):
         return Response({"pod": pod, "lines": text.splitlines()})
 
 
-class ClusterViewSet(viewsets.ModelViewSet):
+class ClusterViewSet(AuditedModelViewSet):
     queryset = Cluster.objects.all()
     serializer_class = serializers.ClusterSerializer
     permission_classes = [StaffWritesOthersRead]
@@ -135,7 +139,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
     lookup_field = "name"
 
 
-class EnvironmentViewSet(viewsets.ModelViewSet):
+class EnvironmentViewSet(AuditedModelViewSet):
     queryset = Environment.objects.select_related("cluster")
     serializer_class = serializers.EnvironmentSerializer
     permission_classes = [StaffWritesOthersRead]
@@ -143,7 +147,7 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
     lookup_field = "name"
 
 
-class BaseImageViewSet(viewsets.ModelViewSet):
+class BaseImageViewSet(AuditedModelViewSet):
     queryset = BaseImage.objects.all()
     serializer_class = serializers.BaseImageSerializer
     permission_classes = [StaffWritesOthersRead]

@@ -245,3 +245,37 @@ def test_cluster_health(sandbox_cluster):
 def test_scale_with_nothing_deployed_is_refused(app, env):
     with pytest.raises(ApplicationError, match="not deployed"):
         services.deployment_scale(application_id=app.id, environment_id=env.id, replicas=1)
+
+
+@pytest.fixture
+def http_peer():
+    """A real HTTP server on loopback answering every GET with the status code in ``answers``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    answers = {"status": 200}
+
+    class Peer(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(answers["status"])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Peer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/health", answers
+    server.shutdown()
+
+
+def test_verify_runs_the_smoke_check(app, env, http_peer):
+    url, answers = http_peer
+    app.smoke_check_url = url
+    app.save()
+    revision = apply(app, env)
+
+    services.deployment_verify(revision_id=revision.id, poll_interval=0.05)
+    answers["status"] = 500
+    with pytest.raises(PermanentError, match=r"smoke check .* answered HTTP 500"):
+        services.deployment_verify(revision_id=revision.id, poll_interval=0.05)

@@ -133,3 +133,57 @@ def test_an_unreachable_cluster_fails_the_release_with_a_clear_reason(world, set
     assert release.state in ("failed", "rolled_back")
     assert "cluster sandbox unreachable" in release.failure_reason
     assert "gave up after 3 attempts" in release.failure_reason
+
+
+def test_rollback_of_a_succeeded_release_redeploys_the_previous_revision(world, api):
+    developer, _, dev, _, app = world
+    first = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.0"))
+    second = wait_final(file_release(actor=developer, application=app, environment=dev, version="2.0"))
+    assert (first.state, second.state) == ("succeeded", "succeeded")
+
+    response = api.as_user(developer).post(f"/api/v1/releases/{second.id}/rollback/", {}, format="json")
+
+    assert response.status_code == 201, response.json()
+    rollback = wait_final(Release.objects.get(id=response.json()["id"]))
+    assert rollback.state == "succeeded", rollback.failure_reason
+    assert (rollback.rollback_of_id, rollback.rollback_to_id, rollback.version) == (second.id, first.revision_id, "1.0")
+    assert live_image(app, dev) == PINNED.format(version="1.0")
+
+
+def test_project_webhooks_receive_signed_notifications(world):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from workflows.models import ProjectWebhook
+    from workflows.services.notifications import SIGNATURE_HEADER, signature
+
+    developer, _, dev, _, app = world
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            received.append((self.headers[SIGNATURE_HEADER], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ProjectWebhook.objects.create(project=app.project, url=f"http://127.0.0.1:{server.server_port}/hook",
+                                      secret="hook-secret", events=["succeeded"])
+        release = wait_final(file_release(actor=developer, application=app, environment=dev))
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+
+    assert len(received) == 1
+    signed, body = received[0]
+    assert signed == signature("hook-secret", body)
+    payload = json.loads(body)
+    assert payload["event"] == "succeeded" and payload["release"]["id"] == release.id

@@ -322,3 +322,38 @@ def release_transitions(release) -> list[str]:
 
     return [f"{e.from_state}→{e.to_state}" for e in AuditEvent.objects.filter(
         release_id=release.id, action="release.transitioned")]
+
+
+# -- the reaper --------------------------------------------------------------------------
+def test_the_reaper_redrives_a_step_nobody_holds(developer, app, dev, django_capture_on_commit_callbacks):
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)  # its task message was lost
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert pipeline.steps_reap() == 1
+    assert len(callbacks) == 1
+    assert Release.objects.get(id=started.id).state == "building"
+
+
+def test_the_reaper_fails_a_release_stuck_past_the_limit(developer, app, dev, settings,
+                                                         django_capture_on_commit_callbacks):
+    settings.SLIPWAY_RELEASE_MAX_SECONDS = 60
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    Release.objects.filter(id=started.id).update(started_at=timezone.now() - timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=False):
+        pipeline.steps_reap()
+
+    started.refresh_from_db()
+    assert started.state == "failed"
+    assert started.failure_reason == "stuck in building for over 1 minutes; failed by the reaper"
+
+
+def test_a_late_duplicate_step_delivery_does_nothing(developer, app, dev):
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+
+    pipeline.step_run(release_id=started.id, step="deploy")  # the release is building, not deploying
+
+    assert not started.steps.exists()
