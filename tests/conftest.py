@@ -90,3 +90,31 @@ def celery_worker(django_db_blocker):
     # no ping check: it needs a result backend, and tasks wait in Redis until the worker is up anyway
     with django_db_blocker.unblock(), start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield app
+
+
+@pytest.fixture
+def worker(celery_worker):
+    """The session's worker, drained before the test's data is flushed (a busy worker would deadlock the flush)."""
+    yield celery_worker
+    wait_until_idle(celery_worker)
+
+
+def wait_until_idle(app, timeout: float = 30) -> None:
+    import time
+
+    from celery.worker import state
+
+    queue = app.conf.task_default_queue
+    idle_since = None
+    deadline = time.monotonic() + timeout
+    with app.connection_for_write() as connection:
+        client = connection.default_channel.client
+        while time.monotonic() < deadline:
+            busy = client.llen(queue) or state.active_requests or state.reserved_requests
+            if busy:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > 0.3:
+                return
+            time.sleep(0.05)

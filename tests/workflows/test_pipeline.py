@@ -25,7 +25,7 @@ def quick_pipeline(settings):
 
 
 @pytest.fixture
-def world(project, sandbox_cluster, celery_worker):
+def world(project, sandbox_cluster, worker):
     developer = MembershipFactory(project=project, role="developer", user=UserFactory(username="dev")).user
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
     prod = Environment.objects.create(name="prod", cluster=sandbox_cluster, required_approvals=2,
