@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import Self
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -76,7 +77,7 @@ class SandboxCluster:
         self.store.reset()
         self.faults.clear()
 
-    def __enter__(self) -> SandboxCluster:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pytest
@@ -217,6 +218,9 @@ def test_apply_twice_changes_nothing_and_a_new_image_bumps_generation(apps: clie
     assert changed.spec.template.spec.containers[0].image.endswith(":1.1")
     assert [entry.manager for entry in changed.metadata.managed_fields] == ["slipway"]
 
+    everywhere = apps.list_deployment_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=slipway")
+    assert [(d.metadata.namespace, d.metadata.name) for d in everywhere.items] == [(namespace, "web")]
+
 
 def test_apply_drops_labels_the_manager_no_longer_sets(core: client.CoreV1Api, namespace: str) -> None:
     def apply_config_map(labels: dict) -> client.V1ConfigMap:
@@ -360,6 +364,20 @@ def test_other_kinds_round_trip(api_client: client.ApiClient, core: client.CoreV
     assert hpa.metadata.generation == 1
     assert autoscaling.delete_namespaced_horizontal_pod_autoscaler("web", namespace)["status"] == "Success"
     assert networking.read_namespaced_ingress("web", namespace).spec.rules[0].host == "shop.example"
+
+
+def test_status_is_only_written_through_its_subresource(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_service(namespace, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    patched = core.patch_namespaced_service_status(
+        "web", namespace, {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}})
+    assert patched.status.load_balancer.ingress[0].ip == "192.0.2.10"
+
+    replaced = core.replace_namespaced_service("web", namespace, {
+        "metadata": {"name": "web", "labels": {"edited": "yes"}}, "spec": {"ports": [{"port": 80}]},
+        "status": {"loadBalancer": {}}})
+    assert replaced.metadata.labels == {"edited": "yes"}
+    assert replaced.spec.cluster_ip == patched.spec.cluster_ip  # allocated once, kept by a replace without it
+    assert replaced.status.load_balancer.ingress[0].ip == "192.0.2.10"
 
 
 # Rollouts
@@ -541,27 +559,20 @@ def test_concurrent_applies_all_succeed_with_distinct_resource_versions(
         core: client.CoreV1Api, namespace: str) -> None:
     # Eight field managers apply their own label to one ConfigMap: a lost update would lose a label.
     barrier = threading.Barrier(8)
-    versions: list[str] = []
-    errors: list[BaseException] = []
 
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            for round_ in range(5):
-                body = {"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "shared", "labels": {f"worker-{index}": str(round_)}}}
-                applied = core.patch_namespaced_config_map("shared", namespace, body,
-                                                           field_manager=f"worker-{index}", _content_type=APPLY)
-                versions.append(applied.metadata.resource_version)
-        except BaseException as error:  # surfaced by the assertion below
-            errors.append(error)
+    def worker(index: int) -> list[str]:
+        barrier.wait()
+        versions = []
+        for round_ in range(5):
+            body = {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "shared", "labels": {f"worker-{index}": str(round_)}}}
+            applied = core.patch_namespaced_config_map("shared", namespace, body, field_manager=f"worker-{index}",
+                                                       _content_type=APPLY)
+            versions.append(applied.metadata.resource_version)
+        return versions
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = [v for result in pool.map(worker, range(8)) for v in result]  # re-raises a worker's error
     assert len(versions) == len(set(versions)) == 40
     shared = core.read_namespaced_config_map("shared", namespace)
     assert shared.metadata.labels == {f"worker-{i}": "4" for i in range(8)}
