@@ -4,6 +4,7 @@ Anonymous access, with the bearer-token challenge answered as the registry
 asks; registries on loopback are spoken to over plain HTTP (as Docker treats
 ``localhost``), every other one over HTTPS.
 """
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -43,8 +44,8 @@ def resolve_digest(reference: str) -> str:
     registry = Registry(image.registry or DOCKER_HUB)
     repository = image.repository if image.registry or "/" in image.repository else f"library/{image.repository}"
     url = f"{registry.base_url}/v2/{repository}/manifests/{image.tag or 'latest'}"
-    response = _request(url, image, method="HEAD", headers={"Accept": MANIFEST_TYPES})
-    digest = response.headers.get("Docker-Content-Digest", "")
+    with _request(url, image, method="HEAD", headers={"Accept": MANIFEST_TYPES}) as response:
+        digest = response.headers.get("Docker-Content-Digest", "")
     if not digest.startswith("sha256:"):
         raise PermanentError(f"registry {registry.host} gave no digest for {reference}")
     return digest
@@ -70,6 +71,8 @@ def _request(url: str, image: ImageReference, *, method: str, headers: dict[str,
         raise PermanentError(f"registry {host} refused {image}: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TransientError(f"registry {host} unreachable: {getattr(exc, 'reason', exc)}") from None
+    except http.client.HTTPException as exc:
+        raise TransientError(f"registry {host} gave no valid HTTP answer: {exc!r}") from None
 
 
 def _bearer_token(challenge: str, host: str) -> str:
@@ -78,11 +81,18 @@ def _bearer_token(challenge: str, host: str) -> str:
     realm = params.pop("realm", "")
     if not realm.startswith(("https://", "http://")):
         raise PermanentError(f"registry {host} sent an unusable auth challenge")
+    separator = "&" if "?" in realm else "?"
     try:
-        with urllib.request.urlopen(f"{realm}?{urllib.parse.urlencode(params)}", timeout=TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{realm}{separator}{urllib.parse.urlencode(params)}", timeout=TIMEOUT) as response:  # noqa: S310
             body = json.load(response)
     except urllib.error.HTTPError as exc:
+        if exc.code == 429 or exc.code >= 500:
+            raise TransientError(f"registry {host} token endpoint unavailable: HTTP {exc.code}") from None
         raise PermanentError(f"registry {host} rejected credentials: token endpoint answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise TransientError(f"registry {host} token endpoint unreachable: {getattr(exc, 'reason', exc)}") from None
-    return body.get("token") or body.get("access_token") or ""
+    token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+    if not token or not isinstance(token, str):
+        # without this, the retry would be challenged again and ask for a token again, endlessly
+        raise PermanentError(f"registry {host} token endpoint gave no token")
+    return token

@@ -3,6 +3,8 @@ from rest_framework.test import APIClient
 
 from tests.deployments.factories import MembershipFactory, ProjectFactory, UserFactory
 
+pytest_plugins = ["tests.registry_fixture"]
+
 
 @pytest.fixture
 def api():
