@@ -10,7 +10,6 @@ Each step is claimed (a StepRun with a lease) in one short transaction, done
 without holding locks, and finished in another. A duplicate delivery finds the
 step claimed or the release already moved on and does nothing.
 """
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Ste
 from ..models import FreezeWindow, Release, StepRun
 from . import notifications
 
-logger = logging.getLogger(__name__)
 WORKER = "system:worker"
 
 
@@ -118,7 +116,8 @@ def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
 
 def lanes_advance_due() -> int:
     """Beat: try every lane that has approved releases (schedules reached, freezes ended, lost messages)."""
-    lanes = Release.objects.filter(state=ReleaseState.APPROVED).values_list("application_id", "environment_id").distinct()
+    approved = Release.objects.filter(state=ReleaseState.APPROVED).order_by()
+    lanes = approved.values_list("application_id", "environment_id").distinct()
     return sum(lane_advance(application_id=a, environment_id=e) is not None for a, e in lanes)
 
 
