@@ -357,3 +357,15 @@ def test_a_late_duplicate_step_delivery_does_nothing(developer, app, dev):
     pipeline.step_run(release_id=started.id, step="deploy")  # the release is building, not deploying
 
     assert not started.steps.exists()
+
+
+def test_the_beat_starts_releases_whose_time_came(developer, app, dev, django_capture_on_commit_callbacks):
+    release = approved(developer, app, dev, scheduled_at=timezone.now() + timedelta(hours=1))
+    approved(developer, app, dev, version="1.1", scheduled_at=timezone.now() + timedelta(hours=1))
+    assert pipeline.lanes_advance_due() == 0
+
+    Release.objects.filter(id=release.id).update(scheduled_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert pipeline.lanes_advance_due() == 1
+
+    assert Release.objects.get(id=release.id).state == "building"
