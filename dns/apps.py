@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class DnsConfig(AppConfig):
     name = "dns"
+    verbose_name = "DNS"

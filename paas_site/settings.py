@@ -218,7 +218,14 @@ SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "1
 SLIPWAY_RELEASE_MAX_SECONDS = int(os.environ.get("SLIPWAY_RELEASE_MAX_SECONDS", str(2 * 3600)))
 SLIPWAY_VERIFY_POLL_SECONDS = float(os.environ.get("SLIPWAY_VERIFY_POLL_SECONDS", "1"))
 
+# --- Billing --------------------------------------------------------------------
+SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))
+
 CELERY_BEAT_SCHEDULE = {
     "advance-release-lanes": {"task": "workflows.lanes_advance_due", "schedule": 15.0},
     "reap-stalled-steps": {"task": "workflows.steps_reap", "schedule": 30.0},
+    "billing-usage-meter": {"task": "billing.usage_meter", "schedule": float(SLIPWAY_METERING_INTERVAL_SECONDS)},
+    "billing-costs-refresh": {"task": "billing.costs_refresh", "schedule": 3600.0},
+    "notify-budget-alerts": {"task": "workflows.budget_alerts_notify", "schedule": 300.0},
+    "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }

@@ -7,6 +7,8 @@ api_v1 = [
     path("auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
     path("", include("deployments.api.urls")),
     path("", include("workflows.api.urls")),
+    path("billing/", include("billing.api.urls")),
+    path("dns/", include("dns.api.urls")),
 ]
 
 urlpatterns = [

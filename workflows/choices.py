@@ -60,6 +60,7 @@ class WebhookEvent(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    BUDGET_THRESHOLD_REACHED = "budget.threshold_reached", "Budget threshold reached"
 
 
 class AuditAction(models.TextChoices):

@@ -6,6 +6,7 @@ from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
@@ -66,6 +67,10 @@ class Release(ConcurrentTransitionMixin, models.Model):
     rollback_to = models.ForeignKey(
         Revision, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="For a rollback release: the earlier revision it re-applies.",
+    )
+    cost_impact = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder,
+        help_text="Monthly cost of this release vs what runs now, at filing-time prices.",
     )
     resume_step = models.CharField(max_length=16, choices=Step.choices, blank=True)
     failed_step = models.CharField(max_length=16, choices=Step.choices, blank=True)

@@ -8,7 +8,7 @@ from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
 
 from .services import pipeline
-from .services.notifications import webhook_deliver
+from .services.notifications import budget_alerts_notify, webhook_deliver
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +50,8 @@ def webhook_deliver_task(self, webhook_id: int, payload: dict) -> None:
         raise self.retry(countdown=min(600, 5 * 2**self.request.retries), exc=exc) from None
     except PermanentError as exc:
         logger.warning("webhook %s not delivered: %s", webhook_id, exc)
+
+
+@shared_task(name="workflows.budget_alerts_notify")
+def budget_alerts_notify_task() -> int:
+    return budget_alerts_notify()

@@ -206,3 +206,58 @@ def test_a_tag_is_pinned_to_its_digest_and_a_failed_build_can_be_retried(world, 
     assert release.image_digest == digest
     assert live_image(app, dev) == f"{image}@{digest}"
     assert [(s.step, s.status) for s in release.steps.order_by("id")][:2] == [("build", "failed"), ("build", "succeeded")]
+
+
+@pytest.fixture
+def published_dev(world, pdns):
+    """The dev environment publishing names in the real PowerDNS zone (emptied)."""
+    from dns.models import EnvironmentZone, Zone
+
+    if pdns.process is None or pdns.process.poll() is not None:
+        pdns.start()
+    pdns.reset()
+    pdns_zone = pdns
+    _, _, dev, _, _ = world
+    zone = Zone.objects.create(name=pdns_zone.zone, provider="powerdns", api_url=pdns_zone.api_url,
+                               api_key=pdns_zone.api_key, default_ttl=60)
+    EnvironmentZone.objects.create(environment=dev, zone=zone)
+    return pdns_zone
+
+
+def test_a_release_publishes_its_name_in_real_dns(world, published_dev):
+    developer, _, dev, _, app = world
+
+    release = wait_final(file_release(actor=developer, application=app, environment=dev))
+
+    assert release.state == "succeeded", release.failure_reason
+    name = f"api.shop.{published_dev.zone}"
+    assert published_dev.resolve(name, "A") == [dev.cluster.ingress_address]
+    assert any("heritage=slipway" in txt for txt in published_dev.resolve(f"_slipway-owner.{name}", "TXT"))
+    ingress = deployments.cluster_client(dev.cluster).read("Ingress", "api", "shop-dev")
+    assert ingress["spec"]["rules"][0]["host"] == name.rstrip(".")
+
+
+def test_a_failed_first_deploy_withdraws_its_name_and_a_rollback_keeps_the_old_one(world, published_dev):
+    developer, _, dev, _, app = world
+    name = f"api.shop.{published_dev.zone}"
+
+    good = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.0"))
+    bad = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.1",
+                                  image=BROKEN.format(version="1.1")))
+
+    assert (good.state, bad.state) == ("succeeded", "rolled_back")
+    assert published_dev.resolve(name, "A") == [dev.cluster.ingress_address]
+
+
+def test_a_name_owned_by_something_else_fails_the_release_before_the_cluster_is_touched(world, published_dev):
+    developer, _, dev, _, app = world
+    name = f"api.shop.{published_dev.zone}"
+    published_dev.put(name, "A", "192.0.2.99")  # somebody else's record
+
+    release = wait_final(file_release(actor=developer, application=app, environment=dev))
+
+    assert (release.state, release.failed_step) == ("failed", "build")
+    assert "owned by something else" in release.failure_reason
+    assert published_dev.resolve(name, "A") == ["192.0.2.99"]
+    with pytest.raises(ObjectNotFound):
+        live_image(app, dev)

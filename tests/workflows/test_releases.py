@@ -369,3 +369,24 @@ def test_the_beat_starts_releases_whose_time_came(developer, app, dev, django_ca
         assert pipeline.lanes_advance_due() == 1
 
     assert Release.objects.get(id=release.id).state == "building"
+
+
+def test_cost_impact_is_computed_when_filed_and_shown_to_approvers(api, developer, approvers, app, prod):
+    from decimal import Decimal
+
+    from billing.models import PriceBook
+
+    PriceBook.objects.create(
+        name="prod 2026", environment=prod, currency="EUR", valid_from=timezone.now() - timedelta(days=1),
+        cpu_core_hour=Decimal("0.04"), memory_gib_hour=Decimal("0.005"),
+    )
+    app.replicas, app.cpu_request, app.memory_request = 2, "500m", "1Gi"
+    app.save()
+
+    release = file_release(actor=developer, application=app, environment=prod)
+
+    impact = api.as_user(approvers[0]).get(f"/api/v1/releases/{release.id}/").json()["cost_impact"]
+    # 730 h × (2 × 0.5 cores × 0.04 + 2 × 1 GiB × 0.005) = 730 × 0.05 = 36.50
+    assert impact["priced"] is True and impact["currency"] == "EUR"
+    assert Decimal(impact["proposed"]["monthly_cost"]) == Decimal("36.50")
+    assert Decimal(impact["current"]["monthly_cost"]) == Decimal("0")

@@ -87,9 +87,10 @@ def test_sigkill_during_deploy_then_restart_finishes_exactly_once(project, sandb
 
     # then it succeeded, and every side effect happened once
     assert release.state == "succeeded", release.failure_reason
-    deploys = list(release.steps.filter(step="deploy").order_by("attempt").values_list("status", flat=True))
-    assert deploys == ["failed", "succeeded"]
-    assert "worker lost" in release.steps.get(step="deploy", attempt=1).error
+    deploys = list(release.steps.filter(step="deploy").order_by("attempt").values_list("status", "error"))
+    assert deploys[0][0] == "failed" and "worker lost" in deploys[0][1], deploys
+    # the new worker may meet a transient error first (retried); it succeeds exactly once
+    assert [status for status, _ in deploys[1:]].count("succeeded") == 1 and deploys[-1][0] == "succeeded", deploys
     assert Revision.objects.filter(application=app, environment=dev).count() == 1
     transitions = list(AuditEvent.objects.filter(release_id=release.id, action="release.transitioned")
                        .values_list("to_state", flat=True))

@@ -31,7 +31,7 @@ class ReleaseDetailSerializer(ReleaseSerializer):
     waiting_reason = serializers.CharField(read_only=True, help_text="Why an approved release has not started yet.")
 
     class Meta(ReleaseSerializer.Meta):
-        fields = [*ReleaseSerializer.Meta.fields, "waiting_reason"]
+        fields = [*ReleaseSerializer.Meta.fields, "waiting_reason", "cost_impact"]
         read_only_fields = fields
 
 

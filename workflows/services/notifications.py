@@ -56,3 +56,20 @@ def webhook_deliver(*, webhook_id: int, payload: dict) -> int:
         raise PermanentError(f"webhook {hook.url} refused the notification: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TransientError(f"webhook {hook.url} unreachable: {getattr(exc, 'reason', exc)}") from None
+
+
+def budget_alerts_notify() -> int:
+    """Deliver budget alerts that billing raised (billing cannot reach project webhooks itself)."""
+    from billing import selectors as billing_selectors
+    from billing import services as billing_services
+
+    from ..tasks import webhook_deliver_task
+
+    alerts = list(billing_selectors.budget_alerts_pending_notification())
+    for alert in alerts:
+        payload = billing_selectors.budget_alert_payload(alert)
+        for hook in ProjectWebhook.objects.filter(project_id=alert.budget.project_id, active=True):
+            if payload["event"] in hook.events:
+                webhook_deliver_task.delay(hook.id, payload)
+        billing_services.budget_alert_mark_notified(alert_id=alert.id)
+    return len(alerts)

@@ -23,6 +23,7 @@ from deployments import registry
 from deployments import services as deployments
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application
+from dns import services as dns
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, PermanentError, TransientError
 
@@ -275,8 +276,13 @@ def _tasks():
 
 # -- the work of each step (outside any transaction) -------------------------------
 def _build(release: Release) -> StepOutcome:
+    """Pin the image and check the DNS name: everything that can fail before the cluster is touched."""
     digest = registry.resolve_digest(release.image)
-    return StepOutcome([f"image {release.image} pinned to {digest}"], {"image_digest": digest})
+    log = [f"image {release.image} pinned to {digest}"]
+    name = dns.dns_name_check(application_id=release.application_id, environment_id=release.environment_id)
+    if name:
+        log.append(f"DNS name {name} is free or already ours")
+    return StepOutcome(log, {"image_digest": digest})
 
 
 def _deploy(release: Release) -> StepOutcome:
@@ -286,14 +292,27 @@ def _deploy(release: Release) -> StepOutcome:
             application_id=application.id, environment_id=environment.id, to_revision_id=release.rollback_to_id,
             release=str(release.id),
         )
-        return StepOutcome([f"re-applied revision #{release.rollback_to.number} as #{revision.number}"], {"revision": revision})
+        log = [f"re-applied revision #{release.rollback_to.number} as #{revision.number}"]
+        return StepOutcome(log + _dns_sync(release, revision.manifests), {"revision": revision})
+    hostname = dns.dns_hostname(application, environment) if application.exposed else None
     revision = deployments.deployment_apply(
         application_id=application.id, environment_id=environment.id, image=release.pinned_image,
         config=ReleaseConfig(env=release.config.get("env", {}), files=release.config.get("files", {})),
-        release=str(release.id), hostname=deployments.default_hostname(application, environment),
+        release=str(release.id), hostname=hostname or deployments.default_hostname(application, environment),
     )
     kinds = ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in revision.manifests)
-    return StepOutcome([f"applied revision #{revision.number}: {kinds}"], {"revision": revision})
+    return StepOutcome([f"applied revision #{revision.number}: {kinds}", *_dns_sync(release, revision.manifests)],
+                       {"revision": revision})
+
+
+def _dns_sync(release: Release, manifests: list[dict]) -> list[str]:
+    """Publish the application's name while it has an Ingress; withdraw it otherwise."""
+    lane = {"application_id": release.application_id, "environment_id": release.environment_id}
+    if any(obj["kind"] == "Ingress" for obj in manifests):
+        record = dns.dns_publish(**lane)
+        return [f"DNS {record.name} {record.type} {record.content}"] if record else []
+    dns.dns_unpublish(**lane)
+    return []
 
 
 def _verify(release: Release) -> StepOutcome:
@@ -308,11 +327,12 @@ def _rollback(release: Release) -> StepOutcome:
         application_id=release.application_id, environment_id=release.environment_id,
         to_revision_id=release.replaced_id, release=str(release.id),
     )
+    dns_log = _dns_sync(release, release.replaced.manifests if release.replaced_id else [])
     if revision is None:
-        return StepOutcome(["nothing was running before: nothing to remove"], {})
+        return StepOutcome(["nothing was running before: nothing to remove", *dns_log], {})
     if release.replaced_id is None:
-        return StepOutcome([f"first deploy failed: removed its objects (revision #{revision.number})"], {})
-    return StepOutcome([f"restored revision #{release.replaced.number} as #{revision.number}"], {})
+        return StepOutcome([f"first deploy failed: removed its objects (revision #{revision.number})", *dns_log], {})
+    return StepOutcome([f"restored revision #{release.replaced.number} as #{revision.number}", *dns_log], {})
 
 
 STEP_WORK: dict[str, Callable[[Release], StepOutcome]] = {

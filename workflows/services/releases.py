@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.services import release_cost_impact
 from deployments.choices import Role
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment
@@ -46,6 +47,7 @@ def release_file(
             requested_via=via, version=version, image=image, config=config,
             config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
             description=description, scheduled_at=scheduled_at, correlation_id=current_correlation_id.get(),
+            cost_impact=release_cost_impact(application=application, environment=environment),
         )
         audit.release_requested(actor=actor, release=release)
         if environment.required_approvals == 0:
@@ -139,6 +141,9 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
             config=config, config_hash=target.config_hash, rollback_of=original, rollback_to=target,
             description=description or f"Roll back release #{original.id} to revision #{target.number}",
             correlation_id=current_correlation_id.get(),
+            cost_impact=release_cost_impact(
+                application=original.application, environment=original.environment, replicas=target.replicas
+            ),
         )
         audit.release_requested(actor=actor, release=release)
         if original.environment.required_approvals == 0:

@@ -1,13 +1,18 @@
-"""Demo data: users for each role, a project, clusters, environments, applications."""
+"""Demo data: users for each role, a project, clusters, environments, applications, DNS zone, prices."""
 import secrets
+from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
+from billing.models import PriceBook
 from deployments.choices import FINANCE_GROUP, Role
 from deployments.models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+from dns.models import EnvironmentZone, Zone
 
 DEMO_USERS = [
     # username, role in the demo project, is staff
@@ -67,14 +72,26 @@ class Command(BaseCommand):
                     "ingress_address": address, "labels": {"purpose": "demo"},
                 },
             )
+        zone, _ = Zone.objects.update_or_create(
+            name="apps.slipway.internal.", defaults={"provider": "local", "default_ttl": 60}
+        )
         for rank, (name, cluster, approvals) in enumerate(
             (("dev", "sandbox", 0), ("test", "sandbox", 1), ("prod", "sandbox-prod", 2))
         ):
-            Environment.objects.update_or_create(
+            environment, _ = Environment.objects.update_or_create(
                 name=name,
                 defaults={"rank": rank, "cluster": clusters[cluster], "required_approvals": approvals,
                           "rollout_deadline_seconds": 60},
             )
+            EnvironmentZone.objects.update_or_create(
+                environment=environment, defaults={"zone": zone, "name_pattern": "{application}.{project}.{environment}.{zone}"}
+            )
+            if not PriceBook.objects.filter(environment=environment).exists():
+                PriceBook.objects.create(
+                    name=f"{name} list prices", environment=environment, currency="EUR",
+                    valid_from=timezone.now() - timedelta(days=31), cpu_core_hour=Decimal("0.031"),
+                    memory_gib_hour=Decimal("0.004"), ingress_hour=Decimal("0.01"),
+                )
 
         web, _ = Application.objects.update_or_create(
             project=project, name="web",

@@ -1,0 +1,86 @@
+"""Metering against the sandbox cluster over HTTP."""
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing import services
+from billing.models import MeteringGap, UsageSample
+from deployments import services as deployments
+from deployments.manifests import ReleaseConfig
+from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory
+
+pytestmark = pytest.mark.django_db
+IMAGE = "registry.example.com/shop/api:1.0@sha256:" + "a" * 64
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def env(sandbox_cluster):
+    return EnvironmentFactory(name="dev", cluster=sandbox_cluster)
+
+
+@pytest.fixture
+def app(project):
+    return ApplicationFactory(project=project, name="api", replicas=2, cpu_request="250m", memory_request="384Mi",
+                              exposed=True)
+
+
+def deploy(app, env):
+    return deployments.deployment_apply(
+        application_id=app.id, environment_id=env.id, image=IMAGE, config=ReleaseConfig(), release="1",
+        hostname="api.shop.dev.example.test",
+    )
+
+
+def test_samples_follow_the_replicas_of_the_running_deployment(app, env, sandbox_cluster, settings):
+    # given
+    settings.SLIPWAY_METERING_INTERVAL_SECONDS = 60
+    deploy(app, env)
+
+    # when
+    first = services.usage_meter(now=T0)
+    deployments.deployment_scale(application_id=app.id, environment_id=env.id, replicas=5)
+    second = services.usage_meter(now=T0 + timedelta(minutes=1))
+
+    # then
+    assert first["samples"] == second["samples"] == 1 and first["gaps"] == []
+    before, after = UsageSample.objects.order_by("sampled_at")
+    assert (before.replicas, before.cpu_cores, before.memory_gib) == (2, Decimal("0.5"), Decimal("0.75"))
+    assert (after.replicas, after.cpu_cores, after.memory_gib) == (5, Decimal("1.25"), Decimal("1.875"))
+    assert (before.project, before.environment, before.application, before.cluster) == (
+        app.project, env, app, sandbox_cluster
+    )
+    assert before.exposed and before.interval_seconds == 60 and before.sampled_at == T0
+
+
+def test_metering_the_same_instant_twice_records_once(app, env):
+    deploy(app, env)
+
+    services.usage_meter(now=T0)
+    services.usage_meter(now=T0)
+
+    assert UsageSample.objects.count() == 1
+
+
+def test_deployments_of_unknown_applications_are_skipped(app, env, caplog):
+    deploy(app, env)
+    app.name = "renamed"
+    app.save()
+
+    result = services.usage_meter(now=T0)
+
+    assert result["skipped"] == 1 and result["samples"] == 0 and not UsageSample.objects.exists()
+    assert "unknown project/application shop/api" in caplog.text
+
+
+def test_an_unreachable_cluster_is_a_gap_not_zero_usage(app, env):
+    deploy(app, env)
+    ClusterFactory(name="gone", api_server="http://127.0.0.1:9")  # nothing listens on the discard port
+
+    result = services.usage_meter(now=T0)
+
+    assert result["gaps"] == ["gone"] and result["samples"] == 1
+    gap = MeteringGap.objects.get()
+    assert gap.cluster.name == "gone" and gap.sampled_at == T0 and "unreachable" in gap.reason
+    assert gap.interval_seconds == 300
