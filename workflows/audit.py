@@ -87,6 +87,16 @@ def application_scaled(
     )
 
 
+def application_decommissioned(
+    *, actor: Actor, application: Application, environment: Environment, revision: int | None
+) -> AuditEvent:
+    return _append(
+        actor=actor, action=AuditAction.APPLICATION_DECOMMISSIONED, target=application,
+        project_id=application.project_id, before={"environment": environment.name, "revision": revision},
+        message=f"{application.name} removed from {environment.name}" + ("" if revision else " (nothing was running)"),
+    )
+
+
 def object_created(*, actor: Actor, obj: models.Model) -> AuditEvent:
     return _append(actor=actor, action=AuditAction.OBJECT_CREATED, target=obj, project_id=_project_id(obj),
                    after=snapshot(obj), message=f"{obj._meta.verbose_name} {obj} created")

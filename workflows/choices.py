@@ -71,6 +71,7 @@ class AuditAction(models.TextChoices):
     RELEASE_TRANSITIONED = "release.transitioned", "Release changed state"
     STEP_FINISHED = "step.finished", "Step finished"
     APPLICATION_SCALED = "application.scaled", "Application scaled"
+    APPLICATION_DECOMMISSIONED = "application.decommissioned", "Application decommissioned"
     OBJECT_CREATED = "object.created", "Configuration object created"
     OBJECT_CHANGED = "object.changed", "Configuration object changed"
     OBJECT_DELETED = "object.deleted", "Configuration object deleted"

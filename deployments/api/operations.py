@@ -20,11 +20,11 @@ class ScaleOutput(serializers.Serializer):
     previous_replicas = serializers.IntegerField()
 
 
-class PodsQuery(serializers.Serializer):
+class EnvironmentInput(serializers.Serializer):
     environment = EnvironmentChoice()
 
 
-class LogsQuery(PodsQuery):
+class LogsQuery(EnvironmentInput):
     tail = serializers.IntegerField(min_value=1, max_value=5000, default=200)
 
 

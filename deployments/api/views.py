@@ -105,12 +105,12 @@ class ApplicationViewSet(ProjectScopedViewSet):
         query.is_valid(raise_exception=True)
         return query.validated_data
 
-    @extend_schema(parameters=[operations.PodsQuery], responses=operations.PodSerializer(many=True))
+    @extend_schema(parameters=[operations.EnvironmentInput], responses=operations.PodSerializer(many=True))
     @action(detail=True, methods=["get"])
     def pods(self, request, pk=None):
         """The application's pods in one environment: phase, readiness, restarts."""
         application = self.get_object()
-        environment = self._query(operations.PodsQuery)["environment"]
+        environment = self._query(operations.EnvironmentInput)["environment"]
         pods = services.application_pods(application_id=application.id, environment_id=environment.id)
         return Response(operations.PodSerializer([asdict(pod) for pod in pods], many=True).data)
 

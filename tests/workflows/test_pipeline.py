@@ -261,3 +261,22 @@ def test_a_name_owned_by_something_else_fails_the_release_before_the_cluster_is_
     assert published_dev.resolve(name, "A") == ["192.0.2.99"]
     with pytest.raises(ObjectNotFound):
         live_image(app, dev)
+
+
+def test_decommission_removes_the_objects_and_the_name(world, published_dev, api, project):
+    developer, _, dev, _, app = world
+    maintainer = MembershipFactory(project=project, role="maintainer").user
+    assert wait_final(file_release(actor=developer, application=app, environment=dev)).state == "succeeded"
+    name = f"api.shop.{published_dev.zone}"
+    assert published_dev.resolve(name, "A")
+
+    refused = api.as_user(developer).post(f"/api/v1/applications/{app.id}/decommission/", {"environment": "dev"})
+    response = api.as_user(maintainer).post(f"/api/v1/applications/{app.id}/decommission/", {"environment": "dev"})
+
+    assert refused.status_code == 403
+    assert response.status_code == 204
+    with pytest.raises(ObjectNotFound):
+        live_image(app, dev)
+    assert published_dev.resolve(name, "A") == []
+    event = AuditEvent.objects.get(action="application.decommissioned")
+    assert event.actor == f"user:{maintainer.username}" and event.before["revision"] == 1

@@ -390,3 +390,27 @@ def test_cost_impact_is_computed_when_filed_and_shown_to_approvers(api, develope
     assert impact["priced"] is True and impact["currency"] == "EUR"
     assert Decimal(impact["proposed"]["monthly_cost"]) == Decimal("36.50")
     assert Decimal(impact["current"]["monthly_cost"]) == Decimal("0")
+
+
+def test_budget_alerts_go_to_the_project_webhooks_once(project, django_capture_on_commit_callbacks):
+    from datetime import date
+    from decimal import Decimal
+
+    from billing.models import Budget, BudgetAlert
+    from workflows.models import ProjectWebhook
+    from workflows.services.notifications import budget_alerts_notify
+
+    ProjectWebhook.objects.create(project=project, url="https://hooks.example.com/a", secret="s",
+                                  events=["budget.threshold_reached"])
+    ProjectWebhook.objects.create(project=project, url="https://hooks.example.com/b", secret="s", events=["failed"])
+    budget = Budget.objects.create(project=project, month=date(2026, 11, 1), amount=Decimal("100"), currency="EUR")
+    BudgetAlert.objects.create(budget=budget, threshold=80, spent=Decimal("81"), budget_amount=Decimal("100"),
+                               currency="EUR")
+
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        assert budget_alerts_notify() == 1
+    with django_capture_on_commit_callbacks(execute=False) as second:
+        assert budget_alerts_notify() == 0
+
+    assert len(first) == 1 and not second
+    assert BudgetAlert.objects.get().notified_at is not None

@@ -47,6 +47,18 @@ class ApplicationOperationsViewSet(viewsets.GenericViewSet):
         )
         return Response({"environment": environment.name, "replicas": replicas, "previous_replicas": before})
 
+    @extend_schema(request=operations.EnvironmentInput, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def decommission(self, request, pk=None):
+        """Remove the application from one environment: its Kubernetes objects and its DNS name (maintainers)."""
+        application = self.get_object()
+        data = operations.EnvironmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_decommission(
+            application=application, environment=data.validated_data["environment"], actor=request.user
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Release requests: file, decide, follow, retry, roll back."""

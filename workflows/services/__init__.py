@@ -1,5 +1,5 @@
 """Every write of the release process goes through these functions."""
-from .operations import application_scale
+from .operations import application_decommission, application_scale
 from .pipeline import StepRetry, lane_advance, lane_wait_reason, lanes_advance_due, step_run, steps_reap
 from .releases import (
     approval_grant,
@@ -12,7 +12,7 @@ from .releases import (
 )
 
 __all__ = [
-    "StepRetry", "application_scale", "approval_grant", "approval_reject", "lane_advance", "lane_wait_reason",
-    "lanes_advance_due", "release_cancel", "release_change", "release_file", "release_retry", "release_rollback",
-    "step_run", "steps_reap",
+    "StepRetry", "application_decommission", "application_scale", "approval_grant", "approval_reject",
+    "lane_advance", "lane_wait_reason", "lanes_advance_due", "release_cancel", "release_change", "release_file",
+    "release_retry", "release_rollback", "step_run", "steps_reap",
 ]

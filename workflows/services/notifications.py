@@ -68,8 +68,11 @@ def budget_alerts_notify() -> int:
     alerts = list(billing_selectors.budget_alerts_pending_notification())
     for alert in alerts:
         payload = billing_selectors.budget_alert_payload(alert)
-        for hook in ProjectWebhook.objects.filter(project_id=alert.budget.project_id, active=True):
-            if payload["event"] in hook.events:
-                webhook_deliver_task.delay(hook.id, payload)
-        billing_services.budget_alert_mark_notified(alert_id=alert.id)
+        hooks = [hook.id for hook in ProjectWebhook.objects.filter(project_id=alert.budget.project_id, active=True)
+                 if payload["event"] in hook.events]
+        with transaction.atomic():  # marked and enqueued together: each alert is sent once
+            billing_services.budget_alert_mark_notified(alert_id=alert.id)
+            transaction.on_commit(lambda hooks=hooks, payload=payload: [
+                webhook_deliver_task.delay(hook, payload) for hook in hooks
+            ])
     return len(alerts)
