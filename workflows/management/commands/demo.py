@@ -18,6 +18,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from honcho.manager import Manager
 
+from paas_site.celery import app as celery_app
+
 SANDBOX_TOKEN = "sandbox-token"
 
 
@@ -41,6 +43,8 @@ class Command(BaseCommand):
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         call_command("seed_demo", password=password, sandbox_url=sandbox_url, sandbox_token=SANDBOX_TOKEN)
         broker_url, embedded = self.broker()
+        # The sample release is filed from this process; Celery reads the variable before its settings.
+        os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = broker_url
         try:
             self.run(port, sandbox_port, broker_url, sample=not no_sample)
         finally:
