@@ -7,7 +7,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from .images import parse_image_reference
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 
 def validate_dns_label(value: str) -> None:
@@ -28,21 +28,34 @@ def validate_service_name(value: str) -> None:
         raise ValidationError("must start with a letter (it names a Kubernetes Service).", code="invalid_name")
 
 
+# (smallest, largest, as written): Kubernetes' precision at the bottom; at the top far above
+# any node, low enough that costs and sums stay ordinary numbers.
+CPU_RANGE = (Decimal("0.001"), Decimal(1000), "1m", "1000")
+MEMORY_RANGE = (Decimal(1), Decimal(64 * 2**40), "1 byte", "64Ti")
+
+
 def parse_cpu(value: str) -> Decimal:
-    return _parse(value, "CPU", "e.g. 250m or 1")
+    return _parse(value, "CPU", "e.g. 250m or 1", CPU_RANGE)
 
 
 def parse_memory(value: str) -> Decimal:
-    return _parse(value, "memory", "e.g. 512Mi or 1Gi")
+    return _parse(value, "memory", "e.g. 512Mi or 1Gi", MEMORY_RANGE)
 
 
-def _parse(value: str, what: str, example: str) -> Decimal:
+def _parse(value: str, what: str, example: str, bounds: tuple[Decimal, Decimal, str, str]) -> Decimal:
     try:
         quantity = parse_quantity(value)
-    except (ValueError, TypeError):
-        raise ValidationError(f"{value!r} is not a Kubernetes {what} quantity ({example}).", code="invalid_quantity") from None
+    except (ValueError, TypeError, ArithmeticError):
+        quantity = None
+    if quantity is None or not quantity.is_finite():
+        raise ValidationError(f"{value!r} is not a Kubernetes {what} quantity ({example}).", code="invalid_quantity")
+    smallest, largest, smallest_text, largest_text = bounds
     if quantity <= 0:
         raise ValidationError(f"{what} quantity must be positive.", code="invalid_quantity")
+    if not smallest <= quantity <= largest:
+        raise ValidationError(
+            f"{what} quantity must be between {smallest_text} and {largest_text}.", code="invalid_quantity"
+        )
     return quantity
 
 

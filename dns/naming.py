@@ -16,7 +16,7 @@ DEFAULT_PATTERN = "{application}.{project}.{zone}"
 OWNERSHIP_PREFIX = "_slipway-owner"
 MAX_NAME_LENGTH = 253  # presentation form without the trailing dot: 255 octets on the wire
 MAX_LABEL_LENGTH = 63
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 
 def canonical_name(name: str, *, what: str = "DNS name") -> str:

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
-_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")
 current_correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
 
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from paas_site.errors import ApplicationError
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FILE_NAME = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+FILE_NAME = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 MAX_CONFIG_BYTES = 256 * 1024  # a ConfigMap holds at most 1 MiB; leave room
 MAX_ENV_VARS = 200
 
@@ -21,7 +21,7 @@ def config_normalize(raw: Any) -> dict[str, dict[str, str]]:
     unknown = set(raw) - {"env", "files"}
     if unknown:
         errors["config"] = [f"unknown keys: {', '.join(sorted(map(str, unknown)))} (only 'env' and 'files')."]
-    env, files = raw.get("env") or {}, raw.get("files") or {}
+    env, files = raw.get("env", {}), raw.get("files", {})
     for part, value in (("env", env), ("files", files)):
         if not isinstance(value, dict):
             errors[f"config.{part}"] = ["must be an object of names to string values."]
@@ -30,12 +30,12 @@ def config_normalize(raw: Any) -> dict[str, dict[str, str]]:
     if len(env) > MAX_ENV_VARS:
         errors["config.env"] = [f"at most {MAX_ENV_VARS} variables."]
     for name, value in env.items():
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             errors[f"config.env.{name}"] = ["name must be letters, digits and '_', not starting with a digit."]
         elif not isinstance(value, str):
             errors[f"config.env.{name}"] = [f"value must be a string, not {type(value).__name__}."]
     for name, content in files.items():
-        if not FILE_NAME.match(name) or name.startswith(".."):
+        if not FILE_NAME.fullmatch(name) or name == "." or name.startswith(".."):
             errors[f"config.files.{name}"] = ["file name must be letters, digits, '-', '_' or '.', without '/' or '..'."]
         elif not isinstance(content, str):
             errors[f"config.files.{name}"] = [f"content must be a string, not {type(content).__name__}."]

@@ -10,6 +10,13 @@ from deployments.models import Cluster, Environment, Project
 from ..models import Budget, BudgetAlert, PriceBook
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
+# Periods end a day or a month after their last day, in the site's time zone: keep that inside datetime's range.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
+def validate_in_period_range(value: date) -> None:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise serializers.ValidationError(f"must be between {FIRST_DAY} and {LAST_DAY}.")
 
 
 class PriceBookSerializer(ModelCleanSerializer):
@@ -42,7 +49,9 @@ class MonthField(serializers.Field):
         match = _MONTH.fullmatch(str(data))
         if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
             self.fail("invalid")
-        return date(int(match[1]), int(match[2]), 1)
+        month = date(int(match[1]), int(match[2]), 1)
+        validate_in_period_range(month)
+        return month
 
     def to_representation(self, value: date) -> str:
         return value.strftime("%Y-%m")
@@ -63,8 +72,8 @@ class MonthlyReportQuery(serializers.Serializer):
 
 
 class RangeReportQuery(serializers.Serializer):
-    start = serializers.DateField()
-    end = serializers.DateField()
+    start = serializers.DateField(validators=[validate_in_period_range])
+    end = serializers.DateField(validators=[validate_in_period_range])
 
     def validate(self, attrs):
         if attrs["end"] < attrs["start"]:

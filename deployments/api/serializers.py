@@ -2,7 +2,10 @@ from copy import copy
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from rest_framework import serializers
+
+from paas_site.api import DateTimeField
 
 from ..models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
 from ..selectors import project_list
@@ -14,6 +17,8 @@ class ModelCleanSerializer(serializers.ModelSerializer):
     The rules live once, on the model, and hold for the API and the admin
     alike; values ``clean()`` derives (e.g. a kubeconfig's server) flow back.
     """
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.DateTimeField: DateTimeField}
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

@@ -1,5 +1,7 @@
 import django_filters
 
+from paas_site.api import IdFilter
+
 from ..models import Record, Zone
 
 
@@ -10,7 +12,7 @@ class ZoneFilter(django_filters.FilterSet):
 
 
 class RecordFilter(django_filters.FilterSet):
-    application = django_filters.NumberFilter(field_name="application_id")
+    application = IdFilter(field_name="application_id")
     project = django_filters.CharFilter(field_name="application__project__slug")
     environment = django_filters.CharFilter(field_name="environment__name")
     zone = django_filters.CharFilter(field_name="zone__name")

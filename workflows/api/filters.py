@@ -1,6 +1,7 @@
 import django_filters
 
 from deployments.models import Project
+from paas_site.api import IdFilter, IsoDateTimeFilter
 
 from ..choices import AuditAction, ReleaseState
 from ..models import AuditEvent, Release
@@ -8,7 +9,7 @@ from ..models import AuditEvent, Release
 
 class ReleaseFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="application__project__slug")
-    application = django_filters.NumberFilter(field_name="application_id")
+    application = IdFilter(field_name="application_id")
     environment = django_filters.CharFilter(field_name="environment__name")
     state = django_filters.MultipleChoiceFilter(choices=ReleaseState.choices)
 
@@ -19,11 +20,11 @@ class ReleaseFilter(django_filters.FilterSet):
 
 class AuditEventFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(method="filter_project")
-    release = django_filters.NumberFilter(field_name="release_id")
+    release = IdFilter(field_name="release_id")
     actor = django_filters.CharFilter()
     action = django_filters.ChoiceFilter(choices=AuditAction.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from deployments.api.operations import EnvironmentChoice
 from deployments.models import Application
+from paas_site.api import DateTimeField
 
 from ..models import AuditEvent, Release, StepRun
 
@@ -42,12 +43,12 @@ class ConfigField(serializers.JSONField):
 class ReleaseFileSerializer(serializers.Serializer):
     application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.select_related("project"))
     environment = EnvironmentChoice()
-    version = serializers.RegexField(r"^[\w][\w.+-]{0,127}$", help_text="e.g. 1.4.2 or 2026.11.26-3")
+    version = serializers.RegexField(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z", help_text="e.g. 1.4.2 or 2026.11.26-3")
     image = serializers.CharField(required=False, allow_blank=True, max_length=512,
                                   help_text="Prebuilt image; defaults to the application's repository:version.")
     config = ConfigField(required=False, default=dict)
     description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
-    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    scheduled_at = DateTimeField(required=False, allow_null=True)
 
     def __init__(self, *args, applications=None, **kwargs):
         super().__init__(*args, **kwargs)
