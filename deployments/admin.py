@@ -3,7 +3,16 @@ from django.contrib import admin
 from django.db import models
 
 from . import changes
-from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership, Revision
+from .models import (
+    Application,
+    BaseImage,
+    Cluster,
+    Environment,
+    MiddlewareInstance,
+    Project,
+    ProjectMembership,
+    Revision,
+)
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -114,7 +123,7 @@ class ApplicationAdmin(AuditedAdmin):
     list_filter = ["project", "base_image", "exposed"]
     search_fields = ["name", "project__slug", "description"]
     list_select_related = ["project", "base_image"]
-    filter_horizontal = ["allowed_callers"]
+    filter_horizontal = ["allowed_callers", "uses_middleware"]
     autocomplete_fields = ["project"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -128,6 +137,35 @@ class RevisionAdmin(admin.ModelAdmin):
     search_fields = ["application__name", "application__project__slug", "image", "release"]
     list_select_related = ["application__project", "environment"]
     readonly_fields = [f.name for f in Revision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MiddlewareInstance)
+class MiddlewareInstanceAdmin(admin.ModelAdmin):
+    """Read-only: instances are created and released through the API (a release each), and their
+    generated credentials are not shown anywhere."""
+
+    list_display = ["application", "template", "environments", "created_at"]
+    list_filter = ["template"]
+    search_fields = ["application__name", "application__project__slug"]
+    list_select_related = ["application__project"]
+    fields = ["application", "template", "variables", "environments", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="credentials generated in")
+    def environments(self, obj: MiddlewareInstance) -> str:
+        return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"
 
     def has_add_permission(self, request):
         return False
