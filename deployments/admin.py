@@ -128,15 +128,8 @@ class ApplicationAdmin(AuditedAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
-@admin.register(Revision)
-class RevisionAdmin(admin.ModelAdmin):
-    """Revisions are history: readable, never edited here."""
-
-    list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
-    list_filter = ["kind", "environment"]
-    search_fields = ["application__name", "application__project__slug", "image", "release"]
-    list_select_related = ["application__project", "environment"]
-    readonly_fields = [f.name for f in Revision._meta.fields]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never added, changed or deleted here."""
 
     def has_add_permission(self, request):
         return False
@@ -147,12 +140,20 @@ class RevisionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+
+@admin.register(Revision)
+class RevisionAdmin(ReadOnlyAdmin):
+    """Revisions are history: readable, never edited here."""
+
+    list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
+    list_filter = ["kind", "environment"]
+    search_fields = ["application__name", "application__project__slug", "image", "release"]
+    list_select_related = ["application__project", "environment"]
+    readonly_fields = [f.name for f in Revision._meta.fields]
 
 
 @admin.register(MiddlewareInstance)
-class MiddlewareInstanceAdmin(admin.ModelAdmin):
+class MiddlewareInstanceAdmin(ReadOnlyAdmin):
     """Read-only: instances are created and released through the API (a release each), and their
     generated credentials are not shown anywhere."""
 
@@ -166,12 +167,3 @@ class MiddlewareInstanceAdmin(admin.ModelAdmin):
     @admin.display(description="credentials generated in")
     def environments(self, obj: MiddlewareInstance) -> str:
         return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -122,3 +122,20 @@ def test_a_secret_that_is_not_an_instances_connection_secret_is_never_applied(pr
 
     with pytest.raises(PermanentError):
         kube.read("Secret", "api-connection", "shop-dev")
+
+
+def test_the_admin_shows_the_instance_but_never_its_credentials(client, staff, project, env):
+    instance = middleware_instance(project)
+    apply(instance, env)
+    password = MiddlewareCredentials.objects.get().values["password"]
+    client.force_login(staff)
+
+    page = client.get(f"/admin/deployments/middlewareinstance/{instance.id}/change/")
+    event = AuditEvent.objects.get(target_type="deployments.middlewarecredentials")
+    audit_page = client.get(f"/admin/workflows/auditevent/{event.id}/change/")
+
+    assert page.status_code == 200 and b"dev" in page.content
+    assert audit_page.status_code == 200
+    for content in (page.content, audit_page.content):
+        assert password.encode() not in content
+    assert client.get("/admin/deployments/middlewarecredentials/").status_code == 404
