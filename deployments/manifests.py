@@ -235,23 +235,10 @@ def _allow_ingress_policy(application: Application, environment: Environment, al
     """
     peers: list[dict[str, Any]] = []
     if allowed_callers:
-        callers = {"key": NAME_LABEL, "operator": "In", "values": sorted(set(allowed_callers))}
-        peers.append({"podSelector": {"matchExpressions": [callers]}})
+        peers.append(_pods_named(allowed_callers))
     if application.exposed:
         peers.append({"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: INGRESS_CONTROLLER_NAMESPACE}}})
-    rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": application.port}]}] if peers else []
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(
-            f"{application.name}-allow-ingress", application, environment, _app_labels(application, environment)
-        ),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(application, environment)},
-            "policyTypes": ["Ingress"],
-            "ingress": rules,
-        },
-    }
+    return _ingress_policy(f"{application.name}-allow-ingress", application, environment, target=application, peers=peers)
 
 
 def _caller_policy(application: Application, environment: Environment, instance: Application) -> Manifest:
@@ -260,18 +247,27 @@ def _caller_policy(application: Application, environment: Environment, instance:
     Part of the caller's objects, not the instance's: NetworkPolicies add up, so
     access starts and ends with the caller's own release (and its rollback).
     """
-    callers = {"key": NAME_LABEL, "operator": "In", "values": [application.name]}
+    return _ingress_policy(f"{application.name}-to-{instance.name}", application, environment, target=instance,
+                           peers=[_pods_named([application.name])])
+
+
+def _pods_named(names: Sequence[str]) -> dict[str, Any]:
+    return {"podSelector": {"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": sorted(set(names))}]}}
+
+
+def _ingress_policy(
+    name: str, application: Application, environment: Environment, *, target: Application, peers: list[dict[str, Any]]
+) -> Manifest:
+    """A NetworkPolicy of ``application`` admitting ``peers`` to the pods of ``target`` on its port."""
+    rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": target.port}]}] if peers else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(
-            f"{application.name}-to-{instance.name}", application, environment, _app_labels(application, environment)
-        ),
+        "metadata": _metadata(name, application, environment, _app_labels(application, environment)),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(instance, environment)},
+            "podSelector": {"matchLabels": selector_labels(target, environment)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchExpressions": [callers]}}],
-                         "ports": [{"protocol": "TCP", "port": instance.port}]}],
+            "ingress": rules,
         },
     }
 

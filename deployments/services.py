@@ -64,12 +64,17 @@ def deployment_apply(
         application=application, environment=environment, release=release, kind=RevisionKind.APPLY
     ).first() if release else None
     instance = MiddlewareInstance.objects.filter(application=application).first()
+    uses = [used.application for used in application.uses_middleware.select_related("application")]
+    for used in uses:
+        if revision_live(application=used, environment=environment) is None:
+            # its pods would wait for the instance's Secret until the rollout deadline; say why at once
+            raise PermanentError(f"{application.name} uses the middleware instance {used.name}, which is not "
+                                 f"deployed in {environment.name}: release it there first")
     objects = manifests.render(
         application=application, environment=environment, image=image, config=config, release=release,
         allowed_callers=sorted(application.allowed_callers.values_list("name", flat=True)),
         hostname=hostname, ingress_class=environment.cluster.ingress_class,
-        middleware=instance.spec if instance else None,
-        uses=[used.application for used in application.uses_middleware.select_related("application")],
+        middleware=instance.spec if instance else None, uses=uses,
     )
     client = cluster_client(environment.cluster)
     previous = revision_live(application=application, environment=environment)
@@ -229,7 +234,7 @@ def _apply_all(
             client.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
 
 
-def middleware_connection(*, application: Application, environment: Environment) -> dict[str, str]:
+def _instance_connection(application: Application, environment: Environment) -> dict[str, str]:
     """A middleware instance's connection settings in an environment, secrets and all: for the cluster only.
 
     The secrets are generated on the instance's first deploy to the environment
@@ -253,7 +258,7 @@ def _secret_values(secret: dict[str, Any], application: Application, environment
     name = secret["metadata"]["name"]
     if name == middleware.connection_secret_name(application.name):
         try:
-            return middleware_connection(application=application, environment=environment)
+            return _instance_connection(application, environment)
         except MiddlewareInstance.DoesNotExist:
             pass
     raise PermanentError(f"Secret {name} has no values Slipway can fill in: it applies only the connection Secret "

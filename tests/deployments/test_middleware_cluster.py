@@ -109,6 +109,17 @@ def test_an_application_using_the_instance_gets_env_from_its_secret(project, env
     assert not any(obj["kind"] == "Secret" for obj in revision.manifests)
 
 
+def test_an_application_using_an_instance_not_deployed_there_fails_before_touching_the_cluster(project, env, kube):
+    api = ApplicationFactory(project=project, name="api")
+    api.uses_middleware.add(middleware_instance(project))
+
+    with pytest.raises(PermanentError, match="uses the middleware instance cache, which is not deployed in dev"):
+        apply(api, env)
+
+    with pytest.raises(PermanentError):
+        kube.read("Deployment", "api", "shop-dev")
+
+
 def test_a_secret_that_is_not_an_instances_connection_secret_is_never_applied(project, env, kube):
     api = ApplicationFactory(project=project, name="api")
     apply(api, env)
