@@ -3,7 +3,16 @@ from django.contrib import admin
 from django.db import models
 
 from . import changes
-from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership, Revision
+from .models import (
+    Application,
+    BaseImage,
+    Cluster,
+    Environment,
+    MiddlewareInstance,
+    Project,
+    ProjectMembership,
+    Revision,
+)
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -114,20 +123,13 @@ class ApplicationAdmin(AuditedAdmin):
     list_filter = ["project", "base_image", "exposed"]
     search_fields = ["name", "project__slug", "description"]
     list_select_related = ["project", "base_image"]
-    filter_horizontal = ["allowed_callers"]
+    filter_horizontal = ["allowed_callers", "uses_middleware"]
     autocomplete_fields = ["project"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
-@admin.register(Revision)
-class RevisionAdmin(admin.ModelAdmin):
-    """Revisions are history: readable, never edited here."""
-
-    list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
-    list_filter = ["kind", "environment"]
-    search_fields = ["application__name", "application__project__slug", "image", "release"]
-    list_select_related = ["application__project", "environment"]
-    readonly_fields = [f.name for f in Revision._meta.fields]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never added, changed or deleted here."""
 
     def has_add_permission(self, request):
         return False
@@ -137,3 +139,31 @@ class RevisionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Revision)
+class RevisionAdmin(ReadOnlyAdmin):
+    """Revisions are history: readable, never edited here."""
+
+    list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
+    list_filter = ["kind", "environment"]
+    search_fields = ["application__name", "application__project__slug", "image", "release"]
+    list_select_related = ["application__project", "environment"]
+    readonly_fields = [f.name for f in Revision._meta.fields]
+
+
+@admin.register(MiddlewareInstance)
+class MiddlewareInstanceAdmin(ReadOnlyAdmin):
+    """Read-only: instances are created and released through the API (a release each), and their
+    generated credentials are not shown anywhere."""
+
+    list_display = ["application", "template", "environments", "created_at"]
+    list_filter = ["template"]
+    search_fields = ["application__name", "application__project__slug"]
+    list_select_related = ["application__project"]
+    fields = ["application", "template", "variables", "environments", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="credentials generated in")
+    def environments(self, obj: MiddlewareInstance) -> str:
+        return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"

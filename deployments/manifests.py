@@ -3,6 +3,7 @@
 Pure: no database, no I/O. Objects are plain dicts, never templated text, so a
 config value can only ever become a string value, never YAML structure.
 """
+import base64
 import hashlib
 import json
 import re
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .images import parse_image_reference
+from .middleware import MiddlewareTemplate, connection_secret_name
 from .models import Application, Environment
 
 Manifest = dict[str, Any]
@@ -38,6 +40,8 @@ MANAGED_BY = "slipway"
 
 PORT_NAME = "http"
 CONFIG_VOLUME = "config"
+# What a revision stores instead of a Secret's values; the apply step fills in the real ones.
+REDACTED = "(redacted: filled in by the apply step)"
 
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG_MAP_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
@@ -67,16 +71,28 @@ def render(
     allowed_callers: Sequence[str],
     hostname: str | None,
     ingress_class: str = "nginx",
+    middleware: MiddlewareTemplate | None = None,
+    uses: Sequence[Application] = (),
 ) -> list[Manifest]:
-    """All objects for one application in one environment, in apply order."""
+    """All objects for one application in one environment, in apply order.
+
+    ``middleware`` is the template when the application is a middleware instance;
+    ``uses`` are the middleware instances (their applications) it connects to.
+    """
     _check_inputs(application, environment, image=image, config=config, release=release, hostname=hostname)
     objects = [
         _namespace(application, environment),
         _resource_quota(application, environment),
         _default_deny_ingress_policy(application, environment),
         _allow_ingress_policy(application, environment, allowed_callers),
+        *(_caller_policy(application, environment, instance) for instance in uses),
         _config_map(application, environment, config),
-        _deployment(application, environment, image=image, config=config, release=release),
+    ]
+    if middleware:
+        objects.append(connection_secret(application, environment, middleware))
+    objects += [
+        _deployment(application, environment, image=image, config=config, release=release, middleware=middleware,
+                    uses=uses),
         _service(application, environment),
     ]
     if application.exposed:
@@ -172,7 +188,9 @@ def _config_map_name(application: Application) -> str:
     return f"{application.name}-config"
 
 
-def _config_path(application: Application) -> str:
+def _config_path(application: Application, middleware: MiddlewareTemplate | None) -> str:
+    if middleware and middleware.config_path:
+        return middleware.config_path
     return application.base_image.config_path if application.base_image else DEFAULT_CONFIG_PATH
 
 
@@ -217,23 +235,59 @@ def _allow_ingress_policy(application: Application, environment: Environment, al
     """
     peers: list[dict[str, Any]] = []
     if allowed_callers:
-        callers = {"key": NAME_LABEL, "operator": "In", "values": sorted(set(allowed_callers))}
-        peers.append({"podSelector": {"matchExpressions": [callers]}})
+        peers.append(_pods_named(allowed_callers))
     if application.exposed:
         peers.append({"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: INGRESS_CONTROLLER_NAMESPACE}}})
-    rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": application.port}]}] if peers else []
+    return _ingress_policy(f"{application.name}-allow-ingress", application, environment, target=application, peers=peers)
+
+
+def _caller_policy(application: Application, environment: Environment, instance: Application) -> Manifest:
+    """Lets the application reach a middleware instance it uses.
+
+    Part of the caller's objects, not the instance's: NetworkPolicies add up, so
+    access starts and ends with the caller's own release (and its rollback).
+    """
+    return _ingress_policy(f"{application.name}-to-{instance.name}", application, environment, target=instance,
+                           peers=[_pods_named([application.name])])
+
+
+def _pods_named(names: Sequence[str]) -> dict[str, Any]:
+    return {"podSelector": {"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": sorted(set(names))}]}}
+
+
+def _ingress_policy(
+    name: str, application: Application, environment: Environment, *, target: Application, peers: list[dict[str, Any]]
+) -> Manifest:
+    """A NetworkPolicy of ``application`` admitting ``peers`` to the pods of ``target`` on its port."""
+    rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": target.port}]}] if peers else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(
-            f"{application.name}-allow-ingress", application, environment, _app_labels(application, environment)
-        ),
+        "metadata": _metadata(name, application, environment, _app_labels(application, environment)),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(application, environment)},
+            "podSelector": {"matchLabels": selector_labels(target, environment)},
             "policyTypes": ["Ingress"],
             "ingress": rules,
         },
     }
+
+
+def connection_secret(application: Application, environment: Environment, middleware: MiddlewareTemplate) -> Manifest:
+    """The Secret of a middleware instance's connection settings, redacted: revisions are shown to people."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(
+            connection_secret_name(application.name), application, environment, _app_labels(application, environment)
+        ),
+        "type": "Opaque",
+        "data": {key: REDACTED for key in middleware.connection_keys},
+    }
+
+
+def secret_filled(secret: Manifest, values: Mapping[str, str]) -> Manifest:
+    """A redacted Secret with its real values, for the API server only: never store what this returns."""
+    return {**secret, "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}}
 
 
 def _config_map(application: Application, environment: Environment, config: ReleaseConfig) -> Manifest:
@@ -247,7 +301,8 @@ def _config_map(application: Application, environment: Environment, config: Rele
 
 
 def _deployment(
-    application: Application, environment: Environment, *, image: str, config: ReleaseConfig, release: str
+    application: Application, environment: Environment, *, image: str, config: ReleaseConfig, release: str,
+    middleware: MiddlewareTemplate | None, uses: Sequence[Application],
 ) -> Manifest:
     """Replicas are left to the HPA when autoscaling; the config hash on the pods rolls them when only config changed."""
     replicas = {} if application.autoscaling else {"replicas": application.replicas}
@@ -269,7 +324,9 @@ def _deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "containers": [_container(application, image=image, config=config)],
+                    "containers": [
+                        _container(application, image=image, config=config, middleware=middleware, uses=uses)
+                    ],
                     "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": _config_map_name(application)}}],
                 },
             },
@@ -277,20 +334,40 @@ def _deployment(
     }
 
 
-def _container(application: Application, *, image: str, config: ReleaseConfig) -> dict[str, Any]:
-    """The one container. Privilege escalation is refused; root and default capabilities stay: middleware images need them."""
+def _container(
+    application: Application, *, image: str, config: ReleaseConfig, middleware: MiddlewareTemplate | None,
+    uses: Sequence[Application],
+) -> dict[str, Any]:
+    """The one container. Privilege escalation is refused; root and default capabilities stay: middleware images need them.
+
+    A middleware instance reads its secrets from its own connection Secret; an
+    application using instances gets their connection settings as environment.
+    """
+    env = [{"name": name, "value": value} for name, value in sorted(config.env.items())]
+    extra: dict[str, Any] = {}
+    if middleware:
+        secret = connection_secret_name(application.name)
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for name, key in sorted(middleware.secret_env.items())]
+        if middleware.args:
+            extra["args"] = list(middleware.args)
+    if uses:
+        extra["envFrom"] = [{"secretRef": {"name": connection_secret_name(instance.name)}} for instance in uses]
     return {
         "name": application.name,
         "image": image,
+        **extra,
         "ports": [{"name": PORT_NAME, "containerPort": application.port, "protocol": "TCP"}],
-        "env": [{"name": name, "value": value} for name, value in sorted(config.env.items())],
+        "env": env,
         "resources": {
             "requests": {"cpu": application.cpu_request, "memory": application.memory_request},
             "limits": {"cpu": application.cpu_limit, "memory": application.memory_limit},
         },
         "readinessProbe": _probe(application, initial_delay_seconds=READINESS_INITIAL_DELAY_SECONDS),
         "livenessProbe": _probe(application, initial_delay_seconds=LIVENESS_INITIAL_DELAY_SECONDS),
-        "volumeMounts": [{"name": CONFIG_VOLUME, "mountPath": _config_path(application), "readOnly": True}],
+        "volumeMounts": [
+            {"name": CONFIG_VOLUME, "mountPath": _config_path(application, middleware), "readOnly": True}
+        ],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
 

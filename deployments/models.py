@@ -1,4 +1,6 @@
 """What runs where: projects, clusters, environments, applications."""
+import json
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
@@ -7,7 +9,7 @@ from django.db.models import Q
 
 from paas_site.crypto import EncryptedTextField
 
-from . import kubeconfig
+from . import kubeconfig, middleware
 from .choices import ClusterAuth, RevisionKind, Role
 from .validators import (
     parse_cpu,
@@ -227,6 +229,11 @@ class Application(models.Model):
         "self", symmetrical=False, blank=True, related_name="callees",
         help_text="Applications of the same project allowed to call this one (NetworkPolicy).",
     )
+    uses_middleware = models.ManyToManyField(
+        "MiddlewareInstance", blank=True, related_name="consumers",
+        help_text="Middleware instances of the same project this application uses: their connection settings "
+                  "become its environment variables, and its NetworkPolicy lets it reach them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -325,3 +332,54 @@ class Revision(models.Model):
     @property
     def is_live(self) -> bool:
         return self.kind != RevisionKind.DECOMMISSION
+
+
+class MiddlewareInstance(models.Model):
+    """An application made from a middleware template (``deployments.middleware``), e.g. a project's Redis."""
+
+    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="middleware")
+    template = models.CharField(
+        max_length=32, choices=[(t.name, t.display_name) for t in middleware.TEMPLATES.values()]
+    )
+    variables = models.JSONField(default=dict, help_text="The template's variables, defaults filled in; no secrets.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["application__project__slug", "application__name"]
+
+    def __str__(self) -> str:
+        return f"{self.application} ({self.template})"
+
+    @property
+    def project_id(self) -> int:
+        return self.application.project_id
+
+    @property
+    def spec(self) -> middleware.MiddlewareTemplate:
+        return middleware.TEMPLATES[self.template]
+
+
+class MiddlewareCredentials(models.Model):
+    """The secrets Slipway generated for an instance in one environment: encrypted, never shown."""
+
+    instance = models.ForeignKey(MiddlewareInstance, on_delete=models.CASCADE, related_name="credentials")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    secrets = EncryptedTextField(help_text="JSON object of the template's secrets.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "middleware credentials"
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "environment"], name="middleware_credentials_once_per_environment"),
+        ]
+
+    def __str__(self) -> str:  # names the row, never its values
+        return f"credentials of {self.instance} in {self.environment}"
+
+    @property
+    def project_id(self) -> int:
+        return self.instance.application.project_id
+
+    @property
+    def values(self) -> dict[str, str]:
+        return json.loads(self.secrets) if self.secrets else {}

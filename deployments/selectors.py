@@ -54,7 +54,9 @@ def membership_list(*, user: User) -> QuerySet[ProjectMembership]:
 
 
 def application_list(*, user: User) -> QuerySet[Application]:
-    applications = Application.objects.select_related("project", "base_image").prefetch_related("allowed_callers")
+    applications = Application.objects.select_related("project", "base_image").prefetch_related(
+        "allowed_callers", "uses_middleware__application"
+    )
     if user_reads_all_projects(user):
         return applications
     return applications.filter(project_id__in=project_roles(user).keys())

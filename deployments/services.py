@@ -4,6 +4,7 @@ These are the "cluster half" of every release step. Each is idempotent:
 applying the same objects again changes nothing (server-side apply), and a
 retried apply for the same release returns the revision it already recorded.
 """
+import json
 import time
 import urllib.error
 import urllib.request
@@ -15,10 +16,10 @@ from django.db import transaction
 
 from paas_site.errors import ApplicationError, NotFound, PermanentError
 
-from . import manifests
+from . import changes, manifests, middleware
 from .choices import RevisionKind
 from .kube import ClusterAccess, KubeClient, PodInfo, RolloutStatus, client_for
-from .models import Application, Cluster, Environment, Revision
+from .models import Application, Cluster, Environment, MiddlewareCredentials, MiddlewareInstance, Revision
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -62,14 +63,23 @@ def deployment_apply(
     already = Revision.objects.filter(
         application=application, environment=environment, release=release, kind=RevisionKind.APPLY
     ).first() if release else None
+    instance = MiddlewareInstance.objects.filter(application=application).first()
+    uses = [used.application for used in application.uses_middleware.select_related("application")]
+    for used in uses:
+        if revision_live(application=used, environment=environment) is None:
+            # its pods would wait for the instance's Secret until the rollout deadline; say why at once
+            raise PermanentError(f"{application.name} uses the middleware instance {used.name}, which is not "
+                                 f"deployed in {environment.name}: release it there first")
     objects = manifests.render(
         application=application, environment=environment, image=image, config=config, release=release,
         allowed_callers=sorted(application.allowed_callers.values_list("name", flat=True)),
         hostname=hostname, ingress_class=environment.cluster.ingress_class,
+        middleware=instance.spec if instance else None, uses=uses,
     )
     client = cluster_client(environment.cluster)
     previous = revision_live(application=application, environment=environment)
-    _apply_all(client, objects, previous.manifests if previous and previous != already else [])
+    _apply_all(client, objects, previous.manifests if previous and previous != already else [],
+               application=application, environment=environment)
     if already:
         return already
     return _record(
@@ -89,7 +99,8 @@ def deployment_rollback(
     if not target.is_live:
         raise ApplicationError(f"Revision #{target.number} is a decommission; there is nothing to roll back to.")
     current = revision_live(application=application, environment=environment)
-    _apply_all(cluster_client(environment.cluster), target.manifests, current.manifests if current else [])
+    _apply_all(cluster_client(environment.cluster), target.manifests, current.manifests if current else [],
+               application=application, environment=environment)
     if current and current.kind == RevisionKind.ROLLBACK and current.source_id == target.id:
         return current  # a retried rollback: already recorded
     return _record(
@@ -205,14 +216,53 @@ def _shared(obj: dict[str, Any]) -> bool:
     return obj["kind"] in SHARED_KINDS or (obj["kind"], obj["metadata"]["name"]) in SHARED_NAMES
 
 
-def _apply_all(client: KubeClient, objects: list[dict[str, Any]], previous: list[dict[str, Any]]) -> None:
-    """Apply ``objects`` in order, then delete what ``previous`` had and they no longer do."""
+def _apply_all(
+    client: KubeClient, objects: list[dict[str, Any]], previous: list[dict[str, Any]], *,
+    application: Application, environment: Environment,
+) -> None:
+    """Apply ``objects`` in order, then delete what ``previous`` had and they no longer do.
+
+    A Secret is applied with its values filled in: revisions hold it redacted.
+    """
     for obj in objects:
+        if obj["kind"] == "Secret":
+            obj = manifests.secret_filled(obj, _secret_values(obj, application, environment))
         client.apply(obj)
     wanted = {_key(obj) for obj in objects}
     for obj in reversed(previous):
         if _key(obj) not in wanted and not _shared(obj):
             client.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+
+
+def _instance_connection(application: Application, environment: Environment) -> dict[str, str]:
+    """A middleware instance's connection settings in an environment, secrets and all: for the cluster only.
+
+    The secrets are generated on the instance's first deploy to the environment
+    (so each environment has its own) and kept encrypted; the audit trail
+    records that they were generated, never what they are.
+    """
+    instance = MiddlewareInstance.objects.get(application=application)
+    with transaction.atomic():
+        credentials, created = MiddlewareCredentials.objects.get_or_create(
+            instance=instance, environment=environment,
+            defaults={"secrets": json.dumps(middleware.secrets_generate(instance.spec))},
+        )
+        if created:
+            changes.recorder().object_created(actor="system:deploy", obj=credentials)
+    return middleware.connection_settings(
+        instance.spec, host=application.name, variables=instance.variables, secrets=credentials.values
+    )
+
+
+def _secret_values(secret: dict[str, Any], application: Application, environment: Environment) -> dict[str, str]:
+    name = secret["metadata"]["name"]
+    if name == middleware.connection_secret_name(application.name):
+        try:
+            return _instance_connection(application, environment)
+        except MiddlewareInstance.DoesNotExist:
+            pass
+    raise PermanentError(f"Secret {name} has no values Slipway can fill in: it applies only the connection Secret "
+                         "of a middleware instance")
 
 
 @transaction.atomic

@@ -68,7 +68,7 @@ class _IsoDateTimeFormField(django_filters.fields.IsoDateTimeField):
         value = super().to_python(value)
         if value is not None and timezone.is_aware(value):
             try:
-                value.astimezone(datetime.timezone.utc)
+                value.astimezone(datetime.UTC)
             except OverflowError:
                 raise ValidationError("is out of the range of dates this system stores.", code="invalid") from None
         return value

@@ -43,6 +43,12 @@ class Conflict(ApplicationError):
     default_code = "conflict"
 
 
+def invalid_fields(fields: dict[str, list[str]]) -> ApplicationError:
+    """A 400 naming each bad field (``extra.fields``), its message listing the first reason of each."""
+    message = "; ".join(f"{field}: {reasons[0]}" for field, reasons in fields.items())
+    return ApplicationError(message, extra={"fields": fields})
+
+
 class ExternalError(Exception):
     """A failure talking to a system outside Slipway (cluster, DNS, registry).
 

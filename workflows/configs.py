@@ -3,7 +3,7 @@ import json
 import re
 from typing import Any
 
-from paas_site.errors import ApplicationError
+from paas_site.errors import invalid_fields
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FILE_NAME = re.compile(r"[-._a-zA-Z0-9]{1,253}")
@@ -17,7 +17,7 @@ def config_normalize(raw: Any) -> dict[str, dict[str, str]]:
         raw = {}
     errors: dict[str, list[str]] = {}
     if not isinstance(raw, dict):
-        raise _invalid({"config": ["must be an object with 'env' and 'files'."]})
+        raise invalid_fields({"config": ["must be an object with 'env' and 'files'."]})
     unknown = set(raw) - {"env", "files"}
     if unknown:
         errors["config"] = [f"unknown keys: {', '.join(sorted(map(str, unknown)))} (only 'env' and 'files')."]
@@ -26,7 +26,7 @@ def config_normalize(raw: Any) -> dict[str, dict[str, str]]:
         if not isinstance(value, dict):
             errors[f"config.{part}"] = ["must be an object of names to string values."]
     if errors:
-        raise _invalid(errors)
+        raise invalid_fields(errors)
     if len(env) > MAX_ENV_VARS:
         errors["config.env"] = [f"at most {MAX_ENV_VARS} variables."]
     for name, value in env.items():
@@ -40,14 +40,9 @@ def config_normalize(raw: Any) -> dict[str, dict[str, str]]:
         elif not isinstance(content, str):
             errors[f"config.files.{name}"] = [f"content must be a string, not {type(content).__name__}."]
     if errors:
-        raise _invalid(errors)
+        raise invalid_fields(errors)
     normal = {"env": dict(sorted(env.items())), "files": dict(sorted(files.items()))}
     size = len(json.dumps(normal).encode())
     if size > MAX_CONFIG_BYTES:
-        raise _invalid({"config": [f"is {size} bytes; at most {MAX_CONFIG_BYTES} bytes in all."]})
+        raise invalid_fields({"config": [f"is {size} bytes; at most {MAX_CONFIG_BYTES} bytes in all."]})
     return normal
-
-
-def _invalid(fields: dict[str, list[str]]) -> ApplicationError:
-    message = "; ".join(f"{field}: {reasons[0]}" for field, reasons in fields.items())
-    return ApplicationError(message, extra={"fields": fields})

@@ -3,11 +3,14 @@ from copy import copy
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from paas_site.api import DateTimeField
 
-from ..models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+from ..middleware import MiddlewareTemplate
+from ..models import Application, BaseImage, Cluster, Environment, MiddlewareInstance, Project, ProjectMembership
 from ..selectors import project_list
 
 
@@ -93,6 +96,17 @@ class BaseImageSerializer(ModelCleanSerializer):
                   "description"]
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class MiddlewareInstanceChoice(serializers.SlugRelatedField):
+    """A middleware instance, named by its application's name."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="application__name", **kwargs)
+
+    def to_representation(self, obj: MiddlewareInstance) -> str:
+        return obj.application.name
+
+
 class ApplicationSerializer(ModelCleanSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     base_image = serializers.SlugRelatedField(
@@ -102,6 +116,11 @@ class ApplicationSerializer(ModelCleanSerializer):
         slug_field="name", many=True, required=False, queryset=Application.objects.all(),
         help_text="Names of applications of the same project that may call this one.",
     )
+    uses_middleware = MiddlewareInstanceChoice(
+        many=True, required=False, queryset=MiddlewareInstance.objects.all(),
+        help_text="Names of middleware instances of the same project this application connects to: their "
+                  "connection settings become its environment variables.",
+    )
 
     class Meta:
         model = Application
@@ -109,7 +128,7 @@ class ApplicationSerializer(ModelCleanSerializer):
             "id", "project", "name", "description", "base_image", "image", "port", "health_path",
             "cpu_request", "cpu_limit", "memory_request", "memory_limit", "replicas",
             "autoscaling_min", "autoscaling_max", "autoscaling_target_cpu", "exposed", "smoke_check_url", "allowed_callers",
-            "created_at", "updated_at",
+            "uses_middleware", "created_at", "updated_at",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -127,6 +146,10 @@ class ApplicationSerializer(ModelCleanSerializer):
         self.fields["allowed_callers"].child_relation.queryset = (
             Application.objects.filter(project=project) if project else Application.objects.none()
         )
+        self.fields["uses_middleware"].child_relation.queryset = (
+            MiddlewareInstance.objects.filter(application__project=project).select_related("application")
+            if project else MiddlewareInstance.objects.none()
+        )
         return super().to_internal_value(data)
 
     def validate(self, attrs):
@@ -135,4 +158,43 @@ class ApplicationSerializer(ModelCleanSerializer):
         attrs = super().validate(attrs)
         if self.instance and self.instance in attrs.get("allowed_callers", []):
             raise serializers.ValidationError({"allowed_callers": "an application need not allow itself."})
+        self._check_middleware_used(attrs.get("uses_middleware", []))
         return attrs
+
+    def _check_middleware_used(self, instances: list[MiddlewareInstance]) -> None:
+        """Their settings all become environment variables, so no two may set the same one."""
+        seen: dict[str, str] = {}
+        for instance in instances:
+            if self.instance and instance.application_id == self.instance.id:
+                raise serializers.ValidationError({"uses_middleware": "a middleware instance cannot use itself."})
+            for key in instance.spec.connection_keys:
+                if key in seen:
+                    raise serializers.ValidationError({"uses_middleware": (
+                        f"{seen[key]} and {instance.application.name} both set {key}; use one of them."
+                    )})
+                seen[key] = instance.application.name
+
+
+class MiddlewareTemplateSerializer(serializers.Serializer):
+    """A catalog entry: what an instance of it runs, what can be set, what it offers other applications."""
+
+    name = serializers.CharField()
+    display_name = serializers.CharField()
+    description = serializers.CharField()
+    base_image = serializers.CharField(help_text="The base image whose repository provides the image.")
+    port = serializers.IntegerField()
+    health_path = serializers.CharField(help_text="HTTP probe path; empty for a TCP connect probe.")
+    variables = serializers.SerializerMethodField(help_text="JSON Schema of the variables, with their defaults.")
+    resources = serializers.SerializerMethodField(help_text="The resources an instance gets with default variables.")
+    secrets = serializers.ListField(child=serializers.CharField(), help_text="Generated per environment, never shown.")
+    connection_keys = serializers.ListField(
+        child=serializers.CharField(), help_text="Keys of the Secret <instance>-connection that users of it get as env."
+    )
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_variables(self, template: MiddlewareTemplate) -> dict:
+        return template.schema()
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_resources(self, template: MiddlewareTemplate) -> dict:
+        return template.resources(template.defaults)

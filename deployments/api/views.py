@@ -6,9 +6,10 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from paas_site.errors import NotAllowed
+from paas_site.errors import NotAllowed, NotFound
 
 from .. import changes, services
+from ..middleware import TEMPLATES
 from ..models import BaseImage, Cluster, Environment
 from ..selectors import (
     APPLICATION_EDITORS,
@@ -154,3 +155,21 @@ class BaseImageViewSet(AuditedModelViewSet):
     filterset_fields = ["name"]
     search_fields = ["name", "display_name", "image"]
     lookup_field = "name"
+
+
+class MiddlewareTemplateViewSet(viewsets.GenericViewSet):
+    """The middleware catalog: templates a project can instantiate (``/projects/{slug}/middleware/``)."""
+
+    serializer_class = serializers.MiddlewareTemplateSerializer
+    pagination_class = None
+    filter_backends: list = []
+    lookup_field = "name"
+
+    def list(self, request):
+        return Response(self.get_serializer(TEMPLATES.values(), many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH)])
+    def retrieve(self, request, name=None):
+        if name not in TEMPLATES:
+            raise NotFound(f"The middleware catalog has no template {name!r}.")
+        return Response(self.get_serializer(TEMPLATES[name]).data)

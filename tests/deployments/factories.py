@@ -76,3 +76,17 @@ def base_image(name: str = "tomcat") -> BaseImage:
                   "config_path": "/etc/app", "default_port": 8080},
     )
     return image
+
+
+def middleware_instance(project, template: str = "redis", name: str = "cache", **variables):
+    """An instance as the service creates it (without its release); its image is a made-up repository."""
+    from deployments import middleware
+    from deployments.models import MiddlewareInstance
+
+    spec = middleware.TEMPLATES[template]
+    values = middleware.variables_validate(spec, variables)
+    application = Application.objects.create(
+        project=project, name=name, image=f"registry.example.com/base/{template}", port=spec.port,
+        health_path=spec.health_path, **spec.resources(values),
+    )
+    return MiddlewareInstance.objects.create(application=application, template=template, variables=values)

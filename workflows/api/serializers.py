@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from deployments import middleware
 from deployments.api.operations import EnvironmentChoice
-from deployments.models import Application
+from deployments.models import Application, MiddlewareInstance
 from paas_site.api import DateTimeField
 
 from ..models import AuditEvent, Release, StepRun
@@ -83,3 +84,53 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "id", "created_at", "actor", "action", "target_type", "target_id", "target_repr", "project_id",
             "release_id", "from_state", "to_state", "before", "after", "message", "correlation_id", "prev_hash", "hash",
         ]
+
+
+class MiddlewareInstanceSerializer(serializers.ModelSerializer):
+    """An instance as anyone who sees its project may: secrets are masked in its connection settings."""
+
+    project = serializers.CharField(source="application.project.slug", read_only=True)
+    name = serializers.CharField(source="application.name", read_only=True)
+    image = serializers.CharField(source="application.image", read_only=True)
+    connection_secret = serializers.SerializerMethodField(help_text="The Secret users of the instance get as env.")
+    connection = serializers.SerializerMethodField(help_text="The settings in that Secret, secrets masked.")
+    environments = serializers.SerializerMethodField(help_text="Where it has been deployed (and has credentials).")
+    consumers = serializers.SerializerMethodField(help_text="Applications that use it.")
+
+    class Meta:
+        model = MiddlewareInstance
+        fields = ["id", "project", "name", "template", "variables", "application_id", "image", "connection_secret",
+                  "connection", "environments", "consumers", "created_at"]
+        read_only_fields = fields
+
+    def get_connection_secret(self, instance: MiddlewareInstance) -> str:
+        return middleware.connection_secret_name(instance.application.name)
+
+    def get_connection(self, instance: MiddlewareInstance) -> dict[str, str]:
+        return middleware.connection_settings_masked(
+            instance.spec, host=instance.application.name, variables=instance.variables
+        )
+
+    def get_environments(self, instance: MiddlewareInstance) -> list[str]:
+        return sorted(credentials.environment.name for credentials in instance.credentials.all())
+
+    def get_consumers(self, instance: MiddlewareInstance) -> list[str]:
+        return sorted(application.name for application in instance.consumers.all())
+
+
+class MiddlewareInstantiateSerializer(serializers.Serializer):
+    template = serializers.CharField(max_length=63, help_text="A template of GET /api/v1/middleware/templates/.")
+    name = serializers.CharField(max_length=63, help_text="The instance's (and its application's) name.")
+    environment = EnvironmentChoice()
+    variables = serializers.JSONField(required=False, default=dict, help_text="The template's variables.")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class MiddlewareReleaseSerializer(serializers.Serializer):
+    environment = EnvironmentChoice()
+    variables = serializers.JSONField(required=False, default=dict, help_text="Changes; the rest keep their values.")
+
+
+class MiddlewareReleasedSerializer(serializers.Serializer):
+    instance = MiddlewareInstanceSerializer()
+    release = ReleaseDetailSerializer()

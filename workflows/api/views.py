@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments.api import operations
-from deployments.models import Application
-from deployments.selectors import application_list
+from deployments.models import Application, MiddlewareInstance
+from deployments.selectors import application_list, project_list
 from paas_site.errors import ApplicationError
 
 from .. import services
@@ -20,10 +21,14 @@ from ..selectors import audit_event_list, release_list, release_queryset
 from . import filters, serializers
 
 
-def release_detail_response(release_id: int, status_code: int = status.HTTP_200_OK) -> Response:
+def release_detail(release_id: int) -> dict:
     release = release_queryset().get(id=release_id)
     release.waiting_reason = services.lane_wait_reason(release) if release.state == ReleaseState.APPROVED else ""
-    return Response(serializers.ReleaseDetailSerializer(release).data, status=status_code)
+    return serializers.ReleaseDetailSerializer(release).data
+
+
+def release_detail_response(release_id: int, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(release_detail(release_id), status=status_code)
 
 
 class ApplicationOperationsViewSet(viewsets.GenericViewSet):
@@ -182,3 +187,47 @@ class CiHookView(APIView):
 
 
 
+
+
+class MiddlewareInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A project's middleware instances: create one from the catalog, release it, read its connection settings."""
+
+    serializer_class = serializers.MiddlewareInstanceSerializer
+    lookup_field = "application__name"
+    lookup_url_kwarg = "name"
+
+    def project(self):
+        """The project of the URL, if the user may see it (404 otherwise)."""
+        return get_object_or_404(project_list(user=self.request.user), slug=self.kwargs["project"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no project
+            return MiddlewareInstance.objects.none()
+        return MiddlewareInstance.objects.filter(application__project=self.project()).select_related(
+            "application__project"
+        ).prefetch_related("credentials__environment", "consumers").order_by("application__name")
+
+    def _released(self, instance: MiddlewareInstance, release_id: int) -> Response:
+        body = {"instance": self.get_serializer(instance).data, "release": release_detail(release_id)}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.MiddlewareInstantiateSerializer,
+                   responses={201: serializers.MiddlewareReleasedSerializer})
+    def create(self, request, project=None):
+        """Create an instance and file its first release to the environment (approval policy applies)."""
+        data = serializers.MiddlewareInstantiateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        instance, release = services.middleware_instantiate(actor=request.user, project=self.project(),
+                                                            **data.validated_data)
+        return self._released(instance, release.id)
+
+    @extend_schema(request=serializers.MiddlewareReleaseSerializer,
+                   responses={201: serializers.MiddlewareReleasedSerializer})
+    @action(detail=True, methods=["post"])
+    def release(self, request, project=None, name=None):
+        """File a release of the instance to an environment, with changed variables if given."""
+        instance = self.get_object()
+        data = serializers.MiddlewareReleaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = services.middleware_release(actor=request.user, instance=instance, **data.validated_data)
+        return self._released(instance, release.id)
