@@ -5,6 +5,8 @@ from deployments.models import Application
 
 from ..models import AuditEvent, Release, StepRun
 
+VERSION_PATTERN = r"^[\w][\w.+-]{0,127}$"  # the web console's release form checks the same
+
 
 class ReleaseSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="application.project.slug", read_only=True)
@@ -42,7 +44,7 @@ class ConfigField(serializers.JSONField):
 class ReleaseFileSerializer(serializers.Serializer):
     application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.select_related("project"))
     environment = EnvironmentChoice()
-    version = serializers.RegexField(r"^[\w][\w.+-]{0,127}$", help_text="e.g. 1.4.2 or 2026.11.26-3")
+    version = serializers.RegexField(VERSION_PATTERN, help_text="e.g. 1.4.2 or 2026.11.26-3")
     image = serializers.CharField(required=False, allow_blank=True, max_length=512,
                                   help_text="Prebuilt image; defaults to the application's repository:version.")
     config = ConfigField(required=False, default=dict)
