@@ -39,7 +39,7 @@ class ReleaseForm(forms.Form):
         help_text="Leave empty to use the application's image repository tagged with the version.",
     )
     env = forms.CharField(
-        required=False, label="Environment variables", widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
+        required=False, strip=False, label="Environment variables", widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
         help_text="One NAME=value per line.",
     )
     description = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
@@ -56,7 +56,7 @@ class ReleaseForm(forms.Form):
         self.fields["application"].queryset = applications
 
     def artifact(self) -> dict[str, Any]:
-        return {"image": self.cleaned_data["image"].strip()}
+        return {"image": self.cleaned_data["image"]}
 
     def clean_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -87,7 +87,11 @@ class ReleaseForm(forms.Form):
 
 class ConfigFileForm(forms.Form):
     name = forms.CharField(required=False, max_length=253, label="File name")
-    content = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}))
+    content = forms.CharField(required=False, strip=False,
+                              widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}))
+
+    def clean_content(self) -> str:
+        return self.cleaned_data["content"].replace("\r\n", "\n")  # browsers send textarea lines with CRLF
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -105,7 +109,7 @@ class BaseConfigFileFormSet(forms.BaseFormSet):
                 form.add_error("name", f"{name} is listed twice.")
             seen.add(name)
 
-    def files(self) -> dict[str, str]:
+    def config_files(self) -> dict[str, str]:
         return {form.cleaned_data["name"]: form.cleaned_data["content"] for form in self.forms if form.cleaned_data.get("name")}
 
 

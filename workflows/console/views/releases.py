@@ -41,7 +41,7 @@ def release_abilities(user, release: Release) -> dict[str, bool]:
         "can_decide": release.state == ReleaseState.REQUESTED and (admin or role in APPROVERS),
         "can_cancel": release.state in CANCELLABLE and (editor or user == release.requested_by),
         "can_retry": release.state == ReleaseState.FAILED and editor,
-        "can_rollback": release.state == ReleaseState.SUCCEEDED and editor,
+        "can_rollback": release.state == ReleaseState.SUCCEEDED and release.replaced_id is not None and editor,
     }
 
 
@@ -90,7 +90,7 @@ def release_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid() and files.is_valid():
             try:
                 release = services.release_file(actor=request.user, via="console",
-                                                 **form.service_arguments(files.files()))
+                                                 **form.service_arguments(files.config_files()))
             except ApplicationError as exc:
                 attach_service_error(exc, form, files)
             else:
@@ -194,7 +194,7 @@ def release_retry(request: HttpRequest, release_id: int) -> HttpResponse:
 def release_rollback(request: HttpRequest, release_id: int) -> HttpResponse:
     """GET asks for confirmation; POST files the rollback release (under the environment's approval policy)."""
     release = visible_release(request, release_id)
-    form = RollbackForm(request.POST or None)
+    form = RollbackForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         rollback = perform(
             request,
