@@ -34,13 +34,14 @@ def bar_chart(points: Sequence[tuple[str, Decimal]], *, width: int = 720, height
     plot_height = height - label_room - top
     maximum = max((value for _, value in points), default=Decimal(0))
     slot = width / max(len(points), 1)
+    bar_width = min(slot * 0.8, 80)  # a lone bar stays a bar, not a wall
     every = max(1, -(-len(points) // max_labels))  # ceiling division
     bars = []
     for index, (label, value) in enumerate(points):
         bar_height = float(value / maximum) * plot_height if maximum > 0 else 0.0
         bars.append(Bar(
-            label=label, value=value, x=index * slot + slot * 0.1, y=top + plot_height - bar_height,
-            width=slot * 0.8, height=bar_height, show_label=index % every == 0,
+            label=label, value=value, x=index * slot + (slot - bar_width) / 2, y=top + plot_height - bar_height,
+            width=bar_width, height=bar_height, show_label=index % every == 0,
         ))
     return BarChart(width=width, height=height, plot_bottom=top + plot_height, bars=bars, maximum=maximum)
 
