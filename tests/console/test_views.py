@@ -175,7 +175,8 @@ def test_filing_a_release_through_the_form(client, developer, app, prod):
 
     release = Release.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("console:release-detail", args=[release.id])
-    assert (release.state, release.version, release.image, release.requested_via) == ("requested", "2.0", f"{IMAGE}:2.0", "console")
+    assert (release.state, release.version, release.image) == ("requested", "2.0", f"{IMAGE}:2.0")
+    assert release.requested_via == "console" and release.requested_by == developer
     assert release.config == {"env": {"LOG_LEVEL": "debug"}, "files": {"app.properties": "pool=10\n"}}
     assert release.scheduled_at == datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
 

@@ -39,8 +39,8 @@ class ReleaseForm(forms.Form):
         help_text="Leave empty to use the application's image repository tagged with the version.",
     )
     env = forms.CharField(
-        required=False, strip=False, label="Environment variables", widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
-        help_text="One NAME=value per line.",
+        required=False, strip=False, label="Environment variables", help_text="One NAME=value per line.",
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
     )
     description = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
     scheduled_at = forms.DateTimeField(
