@@ -21,14 +21,16 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
-def chromium():
+@pytest.fixture(scope="module")
+def chromium(django_db_setup):
+    """One browser for a test module; the test database exists before Playwright starts."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/test does this).")
     # Playwright's sync API keeps an asyncio loop on this thread while it runs; Django then refuses
     # synchronous database calls here unless told they are fine (they are: nothing here is async).
+    # Only for this module: the variable must not reach other tests (`check --deploy` rejects it).
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         # as root, Chromium refuses to start with its sandbox
