@@ -121,7 +121,7 @@ def lane_overview(*, applications: Iterable[Application]) -> dict[tuple[int, int
         live = revision if revision is not None and revision.is_live else None
         lanes[key] = LaneStatus(
             revision=live,
-            version=versions.get(live.id, versions.get(live.source_id, "")) if live else "",
+            version=versions.get(live.source_id or live.id, "") if live else "",
             replicas=(int(revision.scaled_to) if revision.scaled_to else revision.replicas) if live else None,
             latest_release=releases.get(key),
             dns_name=names.get(key, "") if live else "",

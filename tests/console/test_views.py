@@ -475,6 +475,8 @@ def test_costs_filtered_to_one_project(client, finance_user, costs):
 
     assert "Total March 2026: <strong>0.05 EUR</strong>" in html and "<title>shop" not in html
     assert [row[2] for row in rows[1:]] == ["bank", "TOTAL"] and rows[-1][8] == "0.05"
+    client.post(reverse("console:project-switch"), {"project": "bank"})  # the switcher's project is the default
+    assert "<strong>0.05 EUR</strong>" in client.get(reverse("console:costs"), {"month": "2026-03"}).content.decode()
 
 
 def test_a_member_sees_only_their_projects_costs(client, developer, costs):

@@ -38,14 +38,14 @@ def lanes_by_application(applications: list[Application], environments: list[Env
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    projects, project = projects_and_current(request)
+    _, project = projects_and_current(request)
     applications = application_list(user=request.user).order_by("project__slug", "name")
     if project is not None:
         applications = applications.filter(project=project)
     page_obj = paginate(request, applications, APPLICATIONS_PER_PAGE)
     environments = list(Environment.objects.order_by("rank", "name"))
     return page(request, "console/dashboard.html", {
-        "projects": projects, "page_obj": page_obj, "environments": environments,
+        "page_obj": page_obj, "environments": environments,
         "rows": lanes_by_application(list(page_obj.object_list), environments),
     })
 

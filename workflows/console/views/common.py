@@ -23,22 +23,22 @@ def paginate(request: HttpRequest, rows: QuerySet, per_page: int = PAGE_SIZE) ->
     return Paginator(rows, per_page).get_page(request.GET.get("page"))
 
 
-def current_project(request: HttpRequest, projects: list[Project]) -> Project | None:
-    """The project chosen in the switcher, if the user still sees it (``None``: all their projects)."""
-    slug = request.session.get(PROJECT_SESSION_KEY)
-    return next((project for project in projects if project.slug == slug), None)
+def projects_and_current(request: HttpRequest) -> tuple[list[Project], Project | None]:
+    """The user's projects for the switcher, and the chosen one if they still see it (``None``: all of them).
+
+    Read once per request: the page and its view both ask.
+    """
+    if not hasattr(request, "_console_projects"):
+        projects = list(project_list(user=request.user).only("id", "slug", "name"))
+        slug = request.session.get(PROJECT_SESSION_KEY)
+        request._console_projects = projects, next((project for project in projects if project.slug == slug), None)
+    return request._console_projects
 
 
 def page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    """Render a full console page: the switcher needs the user's projects and the chosen one."""
-    projects = context.pop("projects", None) or list(project_list(user=request.user).only("id", "slug", "name"))
-    context = {"projects": projects, "current_project": current_project(request, projects), **context}
-    return render(request, template, context, status=status)
-
-
-def projects_and_current(request: HttpRequest) -> tuple[list[Project], Project | None]:
-    projects = list(project_list(user=request.user).only("id", "slug", "name"))
-    return projects, current_project(request, projects)
+    """Render a full console page, with the project switcher."""
+    projects, current = projects_and_current(request)
+    return render(request, template, {"projects": projects, "current_project": current, **context}, status=status)
 
 
 def safe_next(request: HttpRequest, default: str) -> str:

@@ -14,13 +14,15 @@ from paas_site.errors import ApplicationError
 
 from ..charts import bar_chart, top_with_rest
 from ..forms import CostFilterForm
-from .common import page
+from .common import page, projects_and_current
 
 
 def filtered_report(request: HttpRequest) -> tuple[CostFilterForm, Report | None, str]:
     """The report the filter asks for (month, maybe one project), or why there is none."""
     query = request.GET.copy()
     query.setdefault("month", timezone.localdate().strftime("%Y-%m"))
+    _, switched_to = projects_and_current(request)
+    query.setdefault("project", switched_to.slug if switched_to else "")
     form = CostFilterForm(query, projects=project_list(user=request.user))
     if not form.is_valid():
         return form, None, ""

@@ -6,10 +6,12 @@ is 404) and writes through the services (which decide what the user may do).
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from deployments.models import Application
 from deployments.selectors import APPLICATION_EDITORS, application_list, project_roles, user_is_platform_admin
 from deployments.services import revision_live
 from paas_site.errors import ApplicationError
@@ -48,7 +50,7 @@ def release_abilities(user, release: Release) -> dict[str, bool]:
 # -- lists ------------------------------------------------------------------------------
 @login_required
 def release_index(request: HttpRequest) -> HttpResponse:
-    projects, project = projects_and_current(request)
+    _, project = projects_and_current(request)
     releases = release_list(user=request.user)
     if project is not None:
         releases = releases.filter(application__project=project)
@@ -56,23 +58,23 @@ def release_index(request: HttpRequest) -> HttpResponse:
     if state in ReleaseState.values:
         releases = releases.filter(state=state)
     return page(request, "console/release_list.html", {
-        "projects": projects, "page_obj": paginate(request, releases), "state": state, "states": ReleaseState.choices,
+        "page_obj": paginate(request, releases), "state": state, "states": ReleaseState.choices,
     })
 
 
 @login_required
 def approval_queue(request: HttpRequest) -> HttpResponse:
-    projects, project = projects_and_current(request)
+    _, project = projects_and_current(request)
     releases = releases_awaiting_decision(user=request.user)
     if project is not None:
         releases = releases.filter(application__project=project)
     return page(request, "console/approval_queue.html", {
-        "projects": projects, "page_obj": paginate(request, releases.order_by("id")),
+        "page_obj": paginate(request, releases.order_by("id")),
     })
 
 
 # -- filing -----------------------------------------------------------------------------
-def fileable_applications(user) -> Any:
+def fileable_applications(user) -> QuerySet[Application]:
     """Applications the user may file releases of (the service checks again)."""
     applications = application_list(user=user)
     if not user_is_platform_admin(user):
