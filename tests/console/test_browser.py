@@ -7,7 +7,6 @@ the month's costs as CSV.
 """
 import csv
 import io
-import time
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -18,9 +17,8 @@ from billing import services as billing
 from deployments.models import Environment
 from tests.billing.factories import PriceBookFactory, UsageSampleFactory
 from tests.deployments.factories import ApplicationFactory, MembershipFactory, UserFactory
-from tests.workflows.factories import PINNED, file_release
+from tests.workflows.factories import PINNED, file_release, wait_final
 from workflows import services
-from workflows.choices import FINAL
 from workflows.models import Release
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -47,22 +45,12 @@ def world(project, sandbox_cluster, worker, developer):
     first = file_release(actor=developer, application=app, environment=prod, version="1.0")
     for approver in approvers:
         services.approval_grant(release_id=first.id, actor=approver)
-    assert wait_final(first).state == "succeeded", first.failure_reason
+    assert wait_final(first, timeout=60).state == "succeeded", first.failure_reason
     # a day of metered usage, for the cost report
     PriceBookFactory(environment=prod, valid_from=timezone.now() - timezone.timedelta(days=40))
     UsageSampleFactory(application=app, environment=prod, sampled_at=timezone.now())
     billing.cost_records_compute(day=timezone.localdate())
     return approvers, finance, prod, app
-
-
-def wait_final(release: Release, timeout: float = 60) -> Release:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        release.refresh_from_db()
-        if release.state in FINAL:
-            return release
-        time.sleep(0.1)
-    raise AssertionError(f"release #{release.id} still {release.state} after {timeout}s")
 
 
 def sign_in(page, base: str, username: str) -> None:

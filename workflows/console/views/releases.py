@@ -174,22 +174,23 @@ def release_reject(request: HttpRequest, release_id: int) -> HttpResponse:
     return _decide(request, release_id, services.approval_reject, "rejected")
 
 
+def _act(request: HttpRequest, release_id: int, service, success: str) -> HttpResponse:
+    release = visible_release(request, release_id)
+    perform(request, lambda: service(release_id=release.id, actor=request.user), lambda r: success.format(id=r.id))
+    return redirect("console:release-detail", release.id)
+
+
 @login_required
 @require_POST
 def release_cancel(request: HttpRequest, release_id: int) -> HttpResponse:
-    release = visible_release(request, release_id)
-    perform(request, lambda: services.release_cancel(release_id=release.id, actor=request.user),
-            lambda r: f"Release #{r.id} cancelled.")
-    return redirect("console:release-detail", release.id)
+    return _act(request, release_id, services.release_cancel, "Release #{id} cancelled.")
 
 
 @login_required
 @require_POST
 def release_retry(request: HttpRequest, release_id: int) -> HttpResponse:
-    release = visible_release(request, release_id)
-    perform(request, lambda: services.release_retry(release_id=release.id, actor=request.user),
-            lambda r: f"Release #{r.id} goes back into its lane, to resume from the step that failed.")
-    return redirect("console:release-detail", release.id)
+    return _act(request, release_id, services.release_retry,
+                "Release #{id} goes back into its lane, to resume from the step that failed.")
 
 
 @login_required
