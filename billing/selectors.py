@@ -6,6 +6,7 @@ books are reference data every signed-in user may read.
 """
 import calendar
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -169,3 +170,16 @@ def cost_report(*, user: User, start: date, end: date) -> Report:
         projects=[ProjectInfo(id=p[0], slug=p[1], name=p[2], cost_center=p[3]) for p in projects],
         rows=rows, metering_gaps=gaps,
     )
+
+
+def cost_per_day(*, user: User, start: date, end: date, project_ids: list[int] | None = None) -> list[tuple[date, Decimal]]:
+    """Priced cost of each day from ``start`` to ``end`` (days without costs at zero) over the projects ``user`` sees."""
+    projects = project_list(user=user)
+    if project_ids is not None:
+        projects = projects.filter(id__in=project_ids)
+    sums = dict(
+        CostRecord.objects.filter(day__gte=start, day__lte=end, project_id__in=projects.values("id"), amount__isnull=False)
+        .values_list("day").annotate(amount=Sum("amount")).order_by()
+    )
+    days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+    return [(day, round_money(sums.get(day, Decimal(0)))) for day in days]

@@ -23,7 +23,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -37,8 +37,8 @@ from paas_site.errors import ApplicationError
 
 from . import audit, services
 from .choices import Decision, FreezeKind, ReleaseState, WebhookEvent
-from .models import Approval, AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release, StepRun
-from .selectors import release_of_revision
+from .models import AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release, StepRun
+from .selectors import release_of_revision, releases_awaiting_decision
 from .services.releases import APPROVERS, CANCELLABLE
 
 
@@ -94,14 +94,7 @@ class AwaitingMyApprovalFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() != "me":
             return queryset
-        user = request.user
-        approving = [project for project, role in project_roles(user).items() if role in APPROVERS]
-        decided = Approval.objects.filter(release=OuterRef("pk"), approver=user, voided_at__isnull=True)
-        return (
-            queryset.filter(state=ReleaseState.REQUESTED, application__project_id__in=approving)
-            .exclude(requested_by=user, environment__allow_self_approval=False)
-            .exclude(Exists(decided))
-        )
+        return releases_awaiting_decision(user=request.user, releases=queryset)
 
 
 class StepRunInline(admin.TabularInline):

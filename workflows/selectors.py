@@ -1,11 +1,21 @@
 """Reads of the release process, with the same visibility as projects."""
-from django.db.models import Count, Q, QuerySet
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from deployments.models import Revision
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from deployments.choices import Role
+from deployments.models import Application, Revision
 from deployments.selectors import project_roles, user_reads_all_projects
+from dns.choices import ADDRESS_TYPES
+from dns.models import Record
 
-from .choices import Decision
-from .models import AuditEvent, Release
+from .choices import AuditAction, Decision, ReleaseState
+from .models import Approval, AuditEvent, Release
+
+APPROVERS = {Role.APPROVER, Role.MAINTAINER}  # who decides on releases
 
 
 def release_list(*, user) -> QuerySet[Release]:
@@ -47,3 +57,73 @@ def audit_event_list(*, user) -> QuerySet[AuditEvent]:
     if user_reads_all_projects(user):
         return events
     return events.filter(project_id__in=project_roles(user).keys())
+
+
+def releases_awaiting_decision(*, user, releases: QuerySet[Release] | None = None) -> QuerySet[Release]:
+    """Requested releases of the user's projects that they may still approve or reject.
+
+    Not their own release where the environment forbids self-approval, and not
+    one they already decided on (an approval voided by a change asks again).
+    """
+    releases = release_queryset() if releases is None else releases
+    deciding = [project for project, role in project_roles(user).items() if role in APPROVERS]
+    decided = Approval.objects.filter(release=OuterRef("pk"), approver=user, voided_at__isnull=True)
+    return (
+        releases.filter(state=ReleaseState.REQUESTED, application__project_id__in=deciding)
+        .exclude(requested_by=user, environment__allow_self_approval=False)
+        .exclude(Exists(decided))
+    )
+
+
+@dataclass(frozen=True)
+class LaneStatus:
+    """What runs in one (application, environment) lane and its latest release."""
+
+    revision: Revision | None  # what runs now (None: nothing, or decommissioned)
+    version: str  # the version that revision runs ("" when unknown)
+    replicas: int | None  # the last scale, or the revision's replicas
+    latest_release: Release | None
+    dns_name: str
+
+
+def lane_overview(*, applications: Iterable[Application]) -> dict[tuple[int, int], LaneStatus]:
+    """The lanes of ``applications`` that ever had a release or a revision, in a constant number of queries."""
+    ids = [application.id for application in applications]
+    same_lane = {"application": OuterRef("application"), "environment": OuterRef("environment")}
+    newest_number = Revision.objects.filter(**same_lane).order_by("-number").values("number")[:1]
+    scaled = AuditEvent.objects.filter(
+        action=AuditAction.APPLICATION_SCALED, target_type="deployments.application",
+        target_id=Cast(OuterRef("application_id"), CharField()), created_at__gt=OuterRef("created_at"),
+    ).annotate(scaled_in=KeyTextTransform("environment", "after")).filter(
+        scaled_in=OuterRef("environment__name")
+    ).order_by("-id").annotate(scaled_to=KeyTextTransform("replicas", "after")).values("scaled_to")[:1]
+    revisions = {
+        (revision.application_id, revision.environment_id): revision
+        for revision in Revision.objects.filter(application_id__in=ids, number=Subquery(newest_number))
+        .annotate(scaled_to=Subquery(scaled)).defer("manifests")
+    }
+    # A rollback revision re-applies its source's artifact: the release of either tells the version.
+    producers = {revision.source_id or revision.id for revision in revisions.values()}
+    versions = dict(Release.objects.filter(revision_id__in=producers).values_list("revision_id", "version"))
+    newest_release = Release.objects.filter(**same_lane).order_by("-id").values("id")[:1]
+    releases = {
+        (release.application_id, release.environment_id): release
+        for release in Release.objects.filter(application_id__in=ids, id=Subquery(newest_release)).order_by()
+    }
+    names = dict(
+        ((record.application_id, record.environment_id), record.name.rstrip("."))
+        for record in Record.objects.filter(application_id__in=ids, type__in=ADDRESS_TYPES).only(
+            "application_id", "environment_id", "name")
+    )
+    lanes = {}
+    for key in revisions.keys() | releases.keys():
+        revision = revisions.get(key)
+        live = revision if revision is not None and revision.is_live else None
+        lanes[key] = LaneStatus(
+            revision=live,
+            version=versions.get(live.source_id or live.id, "") if live else "",
+            replicas=(int(revision.scaled_to) if revision.scaled_to else revision.replicas) if live else None,
+            latest_release=releases.get(key),
+            dns_name=names.get(key, "") if live else "",
+        )
+    return lanes

@@ -1,5 +1,8 @@
+import time
+
 from deployments.models import Application, Environment
 from workflows import services
+from workflows.choices import FINAL
 from workflows.models import Release
 
 PINNED = "registry.example.com/shop/api:{version}@sha256:" + "c" * 64
@@ -9,3 +12,14 @@ def file_release(*, actor, application: Application, environment: Environment, v
     """File through the service, as users do; the image is digest-pinned so no registry is needed."""
     fields.setdefault("image", PINNED.format(version=version))
     return services.release_file(actor=actor, application=application, environment=environment, version=version, **fields)
+
+
+def wait_final(release: Release, timeout: float = 30) -> Release:
+    """Wait for the worker to finish a release (any final state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        release.refresh_from_db()
+        if release.state in FINAL:
+            return release
+        time.sleep(0.1)
+    raise AssertionError(f"release #{release.id} still {release.state} after {timeout}s: {list(release.steps.values())}")

@@ -7,10 +7,9 @@ from deployments import services as deployments
 from deployments.kube import ObjectNotFound
 from deployments.models import Environment, Revision
 from tests.deployments.factories import ApplicationFactory, MembershipFactory, UserFactory
-from tests.workflows.factories import PINNED, file_release
+from tests.workflows.factories import PINNED, file_release, wait_final
 from workflows import services
 from workflows.audit import chain_verify
-from workflows.choices import FINAL
 from workflows.models import AuditEvent, Release
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -34,16 +33,6 @@ def world(project, sandbox_cluster, worker):
                                      rollout_deadline_seconds=5)
     app = ApplicationFactory(project=project, name="api", replicas=2, exposed=True)
     return developer, approvers, dev, prod, app
-
-
-def wait_final(release: Release, timeout: float = 30) -> Release:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        release.refresh_from_db()
-        if release.state in FINAL:
-            return release
-        time.sleep(0.1)
-    raise AssertionError(f"release #{release.id} still {release.state} after {timeout}s: {list(release.steps.values())}")
 
 
 def live_image(app, env) -> str:

@@ -7,6 +7,8 @@ from paas_site.api import DateTimeField
 
 from ..models import AuditEvent, Release, StepRun
 
+VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z"  # the web console's release form checks the same
+
 
 class ReleaseSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="application.project.slug", read_only=True)
@@ -44,7 +46,7 @@ class ConfigField(serializers.JSONField):
 class ReleaseFileSerializer(serializers.Serializer):
     application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.select_related("project"))
     environment = EnvironmentChoice()
-    version = serializers.RegexField(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z", help_text="e.g. 1.4.2 or 2026.11.26-3")
+    version = serializers.RegexField(VERSION_PATTERN, help_text="e.g. 1.4.2 or 2026.11.26-3")
     image = serializers.CharField(required=False, allow_blank=True, max_length=512,
                                   help_text="Prebuilt image; defaults to the application's repository:version.")
     config = ConfigField(required=False, default=dict)

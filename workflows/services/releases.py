@@ -8,7 +8,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.services import release_cost_impact
-from deployments.choices import Role
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment
 from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
@@ -22,11 +21,10 @@ from ..choices import Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
 from ..models import Approval, Release
 from ..planner import approvals_missing
-from ..selectors import release_of_revision
+from ..selectors import APPROVERS, release_of_revision
 from . import notifications
 from .pipeline import lane_advance_on_commit, lane_lock, release_lock
 
-APPROVERS = {Role.APPROVER, Role.MAINTAINER}
 CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
 
 
