@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ..models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
+from ..models import Application, BaseImage, Cluster, Environment, Package, Project, ProjectMembership
 from ..selectors import project_list
 
 
@@ -131,3 +131,23 @@ class ApplicationSerializer(ModelCleanSerializer):
         if self.instance and self.instance in attrs.get("allowed_callers", []):
             raise serializers.ValidationError({"allowed_callers": "an application need not allow itself."})
         return attrs
+
+
+class PackageSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.slug", read_only=True)
+    uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Package
+        fields = ["id", "project", "filename", "size", "sha256", "uploaded_by", "created_at"]
+        read_only_fields = fields
+
+
+class PackageUploadSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    file = serializers.FileField(help_text="The package, e.g. app-1.2.war; its name is its file name in the image.")
+
+    def __init__(self, *args, projects=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if projects is not None:
+            self.fields["project"].queryset = projects

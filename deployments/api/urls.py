@@ -9,5 +9,6 @@ router.register("clusters", views.ClusterViewSet, basename="cluster")
 router.register("environments", views.EnvironmentViewSet, basename="environment")
 router.register("base-images", views.BaseImageViewSet, basename="base-image")
 router.register("applications", views.ApplicationViewSet, basename="application")
+router.register("packages", views.PackageViewSet, basename="package")
 
 urlpatterns = router.urls
