@@ -78,10 +78,11 @@ class RegistryServer:
             pytest.fail("docker-registry is not installed: run the tests through .ci/test, which installs it "
                         "(apt-get install docker-registry)")
         config = self.workdir / "config.yml"
-        extra = self.auth
-        if self.tls:
+        extra = ""
+        if self.tls:  # under http:, so before the top-level auth: block
             cert, key = self.tls.issue(self.workdir / "server", "127.0.0.1")
-            extra += f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+            extra = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+        extra += self.auth
         config.write_text(CONFIG.format(storage=self.workdir / "storage", host=self.host, extra=extra))
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
