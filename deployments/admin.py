@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.db import models
 
 from . import changes
-from .models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership, Revision
+from .models import Application, BaseImage, Cluster, Environment, Package, Project, ProjectMembership, Revision
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -128,6 +128,26 @@ class RevisionAdmin(admin.ModelAdmin):
     search_fields = ["application__name", "application__project__slug", "image", "release"]
     list_select_related = ["application__project", "environment"]
     readonly_fields = [f.name for f in Revision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Package)
+class PackageAdmin(admin.ModelAdmin):
+    """Uploaded packages: readable here; uploads go through the API (which computes their sha256)."""
+
+    list_display = ["filename", "project", "size", "sha256", "uploaded_by", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["filename", "sha256", "project__slug"]
+    list_select_related = ["project", "uploaded_by"]
+    readonly_fields = [f.name for f in Package._meta.fields]
 
     def has_add_permission(self, request):
         return False
