@@ -23,7 +23,6 @@ from .layers import (
     LABEL_REVISION,
     LABEL_VERSION,
     MEDIA_TYPES,
-    Layer,
     LayerFile,
     NewLayer,
     canonical_json,
@@ -35,7 +34,7 @@ from .layers import (
     platform_pick,
 )
 from .packages import FetchedPackage
-from .registry import INDEX_TYPES, RegistryClient, copy_blob, registry_access, repository_path
+from .registry import INDEX_TYPES, RegistryClient, copy_blob, registry_access, repository_path, sha256_digest
 
 
 @dataclass(frozen=True)
@@ -105,26 +104,16 @@ def image_build(spec: BuildSpec, package: FetchedPackage) -> BuiltImage:
 
     config = canonical_json(image_config(base_config, layers=new_layers, env=dict(spec.env),
                                          labels=dict(spec.labels)))
-    digest = image_push(
-        target, repository, spec.tag, family=family, config=config, base_layers=manifest["layers"],
-        layers=[new.layer for new in new_layers], image=image,
+    blob_ensure(target, repository, sha256_digest(config), config, image=image)
+    new_manifest = image_manifest(
+        family=family, config=config, base_layers=manifest["layers"], layers=[new.layer for new in new_layers],
         annotations={"org.opencontainers.image.base.name": spec.base_image,
                      "org.opencontainers.image.base.digest": base_digest},
     )
+    digest = target.manifest_put(repository, spec.tag, canonical_json(new_manifest), MEDIA_TYPES[family]["manifest"],
+                                 image=image)
     log.append(f"pushed {image} as {digest}")
     return BuiltImage(repository=spec.repository, digest=digest, log=log)
-
-
-def image_push(
-    client: RegistryClient, repository: str, tag: str, *, family: str, config: bytes, layers: list[Layer],
-    image: str, base_layers: list[dict[str, Any]] | None = None, annotations: dict[str, str] | None = None,
-) -> str:
-    """Upload the config (layers are already there) and put the manifest under ``tag``; its digest."""
-    types = MEDIA_TYPES[family]
-    manifest = image_manifest(family=family, config=config, base_layers=base_layers, layers=layers,
-                              annotations=annotations)
-    blob_ensure(client, repository, manifest["config"]["digest"], config, image=image)
-    return client.manifest_put(repository, tag, canonical_json(manifest), types["manifest"], image=image)
 
 
 def blob_ensure(client: RegistryClient, repository: str, digest: str, data: bytes | IO[bytes], *, image: str) -> None:
