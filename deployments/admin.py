@@ -119,8 +119,21 @@ class ApplicationAdmin(AuditedAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and stored artifacts: readable here, written only by the services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Revision)
-class RevisionAdmin(admin.ModelAdmin):
+class RevisionAdmin(ReadOnlyAdmin):
     """Revisions are history: readable, never edited here."""
 
     list_display = ["__str__", "kind", "image", "replicas", "release", "created_at"]
@@ -129,18 +142,9 @@ class RevisionAdmin(admin.ModelAdmin):
     list_select_related = ["application__project", "environment"]
     readonly_fields = [f.name for f in Revision._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Package)
-class PackageAdmin(admin.ModelAdmin):
+class PackageAdmin(ReadOnlyAdmin):
     """Uploaded packages: readable here; uploads go through the API (which computes their sha256)."""
 
     list_display = ["filename", "project", "size", "sha256", "uploaded_by", "created_at"]
@@ -148,12 +152,3 @@ class PackageAdmin(admin.ModelAdmin):
     search_fields = ["filename", "sha256", "project__slug"]
     list_select_related = ["project", "uploaded_by"]
     readonly_fields = [f.name for f in Package._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

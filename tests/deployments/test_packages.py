@@ -1,7 +1,5 @@
 """Package URLs: the allow-list, and fetching from a real HTTP server on loopback (size limit, sha256, redirects)."""
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -41,46 +39,13 @@ def test_nothing_is_allowed_until_hosts_are_configured(settings):
     assert "none are configured (SLIPWAY_PACKAGE_HOSTS)" in package_url_check("https://127.0.0.1/app.war")
 
 
-class Files:
-    """A loopback HTTP server: ``routes[path] = (status, headers, body)``; a body of None streams chunked."""
-
-    def __init__(self):
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        files = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                status, headers, body = files.routes.get(self.path, (404, {}, b"no such file"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if "Content-Length" not in headers and headers.get("Transfer-Encoding") != "chunked":
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if headers.get("Transfer-Encoding") == "chunked":
-                    for start in range(0, len(body), 1000):
-                        piece = body[start:start + 1000]
-                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    self.wfile.write(b"0\r\n\r\n")
-                else:
-                    self.wfile.write(body)
-
-            def log_message(self, format, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-
 @pytest.fixture
-def files(allowed):
-    server = Files()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def files(allowed, http_peer):
+    """A file server: ``files.routes[path] = (status, headers, body)``."""
+    routes: dict = {}
+    peer = http_peer(lambda request: routes.get(request.path, (404, {}, b"no such file")))
+    peer.routes, peer.base = routes, peer.url
+    return peer
 
 
 def test_a_package_is_downloaded_and_checked_against_its_sha256(files):
@@ -108,7 +73,7 @@ def test_a_declared_size_over_the_limit_is_refused_before_the_download(files):
 
 
 def test_a_streamed_package_over_the_limit_is_cut_off(files):
-    files.routes["/big.war"] = (200, {"Transfer-Encoding": "chunked"}, b"x" * 20_000)
+    files.routes["/big.war"] = (200, {}, iter([b"x" * 1000] * 20))  # no Content-Length
 
     with pytest.raises(PermanentError, match="is larger than the limit of 10000 bytes"):
         with package_download(f"{files.base}/big.war"):

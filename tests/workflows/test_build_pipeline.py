@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -50,45 +48,19 @@ def world(project, sandbox_cluster, worker, registry):
     return developer, dev, app
 
 
-class PackageServer:
-    """Serves ``/orders.war``; answers 503 to the first ``failures`` requests."""
-
-    def __init__(self, content: bytes, failures: int = 0):
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                status, body = (503, b"") if server.requests <= failures else (200, content)
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_port}/orders.war"
-        threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.http.shutdown()
-        self.http.server_close()
-
-
 @pytest.fixture
-def package_server():
-    servers = []
+def package_server(http_peer):
+    """``start(content, failures)``: serves ``content`` at ``.url``, answering 503 to the first ``failures`` asks."""
 
-    def start(content: bytes, failures: int = 0) -> PackageServer:
-        servers.append(PackageServer(content, failures))
-        return servers[-1]
+    def start(content: bytes, failures: int = 0):
+        def answer(request):
+            return (503, {}, b"") if len(peer.requests) <= failures else (200, {}, content)
 
-    yield start
-    for server in servers:
-        server.close()
+        peer = http_peer(answer)
+        peer.url += "/orders.war"
+        return peer
+
+    return start
 
 
 def test_an_uploaded_package_is_built_pushed_and_deployed_by_digest(world, api, registry):
