@@ -46,7 +46,7 @@ def release_file(
         project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="file releases")
     if not application.base_image_id:
         image = image or (f"{application.image}:{version}" if application.image else "")
-    artifact = release_artifact(application, Artifact(image, package, package_url, package_sha256))
+    artifact = _artifact_check(application, Artifact(image, package, package_url, package_sha256))
     config = config_normalize(config)
     with transaction.atomic():
         lane_lock(application.id)
@@ -84,7 +84,7 @@ def release_change(
         if version is not None:
             release.version = version
         if any(value is not None for value in (image, package, package_url, package_sha256)):
-            release.image, release.package, release.package_url, release.package_sha256 = release_artifact(
+            release.image, release.package, release.package_url, release.package_sha256 = _artifact_check(
                 release.application, _changed_artifact(release, image, package, package_url, package_sha256)
             )
         if commit is not None:
@@ -230,8 +230,15 @@ def _require_editor(actor: Actor, release: Release) -> None:
                              action="change releases")
 
 
+class Artifact(NamedTuple):
+    image: str
+    package: Package | None
+    package_url: str
+    package_sha256: str
+
+
 def _changed_artifact(release: Release, image: str | None, package: Package | None, url: str | None,
-                      sha256: str | None) -> "Artifact":
+                      sha256: str | None) -> Artifact:
     if package is not None or url is not None:  # a new package source replaces the old one, and its sha256
         package, url, sha256 = package, url or "", sha256 or ""
     else:
@@ -242,14 +249,7 @@ def _changed_artifact(release: Release, image: str | None, package: Package | No
     return Artifact(image, package, url, sha256)
 
 
-class Artifact(NamedTuple):
-    image: str
-    package: Package | None
-    package_url: str
-    package_sha256: str
-
-
-def release_artifact(application: Application, artifact: Artifact) -> Artifact:
+def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
     """Check what a release runs and return it complete, or raise an error naming the field.
 
     Built applications take a package (an upload of their project, or an allow-listed URL with an optional
@@ -262,7 +262,8 @@ def release_artifact(application: Application, artifact: Artifact) -> Artifact:
             _invalid(field, f"{application.name} runs a prebuilt image ({application.image}); send image, not a "
                             "package.")
         if not image:
-            _invalid("image", "required (the application has no prebuilt image repository to take it from).")
+            raise ApplicationError("image: required (the application has no prebuilt image repository to take it "
+                                   "from).", extra={"fields": {"image": ["This field is required."]}})
         try:
             validate_image_reference(image)
         except ValidationError as exc:
