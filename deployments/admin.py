@@ -9,6 +9,7 @@ from .models import (
     Cluster,
     Environment,
     MiddlewareInstance,
+    Package,
     Project,
     ProjectMembership,
     Revision,
@@ -129,7 +130,7 @@ class ApplicationAdmin(AuditedAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never added, changed or deleted here."""
+    """History and stored artifacts: readable here, written only by the services."""
 
     def has_add_permission(self, request):
         return False
@@ -167,3 +168,12 @@ class MiddlewareInstanceAdmin(ReadOnlyAdmin):
     @admin.display(description="credentials generated in")
     def environments(self, obj: MiddlewareInstance) -> str:
         return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"
+@admin.register(Package)
+class PackageAdmin(ReadOnlyAdmin):
+    """Uploaded packages: readable here; uploads go through the API (which computes their sha256)."""
+
+    list_display = ["filename", "project", "size", "sha256", "uploaded_by", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["filename", "sha256", "project__slug"]
+    list_select_related = ["project", "uploaded_by"]
+    readonly_fields = [f.name for f in Package._meta.fields]

@@ -383,3 +383,27 @@ class MiddlewareCredentials(models.Model):
     @property
     def values(self) -> dict[str, str]:
         return json.loads(self.secrets) if self.secrets else {}
+def package_upload_path(package: "Package", filename: str) -> str:
+    # by content, per project: the stored name never comes from the user
+    return f"packages/{package.project.slug}/{package.sha256}"
+
+
+class Package(models.Model):
+    """An application package uploaded to Slipway, built into images by releases of its project."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="packages")
+    filename = models.CharField(max_length=200, help_text="Its file name in the image, under the base's app path.")
+    file = models.FileField(upload_to=package_upload_path, max_length=255)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "sha256"])]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.filename} ({self.sha256[:12]})"

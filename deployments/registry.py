@@ -1,39 +1,75 @@
-"""The OCI registry adapter (distribution API v2): resolve tags to digests.
+"""The OCI registry adapter (distribution API v2) over ``requests``.
 
-Anonymous access, with the bearer-token challenge answered as the registry
-asks; registries on loopback are spoken to over plain HTTP (as Docker treats
-``localhost``), every other one over HTTPS.
+Resolves tags to digests, reads manifests and blobs, uploads and mounts blobs,
+and puts manifests. Authentication follows the registry's challenge: HTTP
+basic with the configured credentials, or the bearer-token flow (the
+credentials, if any, go to the token service). HTTPS is verified against the
+system CAs or a configured CA bundle; a loopback registry is spoken to over
+plain HTTP unless configured otherwise (as Docker treats ``localhost``).
+
+Errors are the project's: ``TransientError`` when the registry is unreachable
+or answers 5xx/429, ``PermanentError`` for 401/403/404 and invalid answers,
+each naming the registry and the image. Credentials never appear in them.
 """
-import http.client
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import urljoin
+
+import requests
+from django.conf import settings
 
 from paas_site.errors import PermanentError, TransientError
 
-from .images import ImageReference, parse_image_reference
+from .images import parse_image_reference
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+MANIFEST_TYPES = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
 TIMEOUT = 15
+BLOB_TIMEOUT = 300  # a large layer may take a while; connecting still fails fast (TIMEOUT)
 DOCKER_HUB = "registry-1.docker.io"
+LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Registry:
+class RegistryAccess:
+    """How to reach one registry host."""
+
     host: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: str = ""
+    plain_http: bool = False
 
     @property
     def base_url(self) -> str:
-        hostname = self.host.rsplit(":", 1)[0]
-        scheme = "http" if hostname in ("localhost", "127.0.0.1", "[::1]") else "https"
-        return f"{scheme}://{self.host}"
+        return f"{'http' if self.plain_http else 'https'}://{self.host}"
+
+
+def registry_access(host: str) -> RegistryAccess:
+    """The configured registry gets its credentials and CA; any other registry is read anonymously."""
+    loopback = host.rsplit(":", 1)[0] in LOOPBACK
+    if host and host == settings.SLIPWAY_REGISTRY:
+        plain_http = settings.SLIPWAY_REGISTRY_PLAIN_HTTP
+        return RegistryAccess(
+            host=host, username=settings.SLIPWAY_REGISTRY_USERNAME, password=settings.SLIPWAY_REGISTRY_PASSWORD,
+            ca_file=settings.SLIPWAY_REGISTRY_CA_FILE,
+            plain_http=(loopback and not settings.SLIPWAY_REGISTRY_CA_FILE) if plain_http is None else plain_http,
+        )
+    return RegistryAccess(host=host or DOCKER_HUB, plain_http=loopback)
+
+
+def repository_path(registry: str, repository: str) -> str:
+    """Docker Hub's official images live under ``library/``."""
+    return repository if registry or "/" in repository else f"library/{repository}"
 
 
 def resolve_digest(reference: str) -> str:
@@ -41,58 +77,218 @@ def resolve_digest(reference: str) -> str:
     image = parse_image_reference(reference)
     if image.digest:
         return image.digest
-    registry = Registry(image.registry or DOCKER_HUB)
-    repository = image.repository if image.registry or "/" in image.repository else f"library/{image.repository}"
-    url = f"{registry.base_url}/v2/{repository}/manifests/{image.tag or 'latest'}"
-    with _request(url, image, method="HEAD", headers={"Accept": MANIFEST_TYPES}) as response:
+    client = RegistryClient(registry_access(image.registry))
+    return client.manifest_digest(repository_path(image.registry, image.repository), image.tag or "latest",
+                                  image=reference)
+
+
+@dataclass
+class Manifest:
+    body: bytes
+    media_type: str
+    digest: str
+
+
+class RegistryClient:
+    """One registry host; ``image`` arguments only name the image in error messages."""
+
+    def __init__(self, access: RegistryAccess):
+        self.access = access
+        self.host = access.host
+        self.session = requests.Session()
+        self.session.verify = access.ca_file or True
+        self.session.trust_env = False  # no proxies or netrc credentials picked up from the environment
+        self._authorization = ""
+
+    # -- manifests ------------------------------------------------------------------
+    def manifest_digest(self, repository: str, reference: str, *, image: str) -> str:
+        response = self._call("HEAD", f"/v2/{repository}/manifests/{reference}", image=image,
+                              headers={"Accept": MANIFEST_TYPES})
         digest = response.headers.get("Docker-Content-Digest", "")
-    if not digest.startswith("sha256:"):
-        raise PermanentError(f"registry {registry.host} gave no digest for {reference}")
-    return digest
+        if not digest.startswith("sha256:"):
+            raise PermanentError(f"registry {self.host} gave no digest for {image}")
+        return digest
+
+    def manifest_get(self, repository: str, reference: str, *, image: str) -> Manifest:
+        response = self._call("GET", f"/v2/{repository}/manifests/{reference}", image=image,
+                              headers={"Accept": MANIFEST_TYPES})
+        body = response.content
+        digest = sha256_digest(body)
+        if reference.startswith("sha256:") and digest != reference:
+            raise PermanentError(f"registry {self.host} sent a manifest for {image} whose digest is {digest}, "
+                                 f"not {reference}")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return Manifest(body=body, media_type=media_type, digest=digest)
+
+    def manifest_put(self, repository: str, reference: str, body: bytes, media_type: str, *, image: str) -> str:
+        response = self._call("PUT", f"/v2/{repository}/manifests/{reference}", image=image, data=body,
+                              headers={"Content-Type": media_type})
+        digest = sha256_digest(body)
+        stored = response.headers.get("Docker-Content-Digest", digest)
+        if stored != digest:
+            raise PermanentError(f"registry {self.host} stored the manifest of {image} as {stored}, not {digest}")
+        return digest
+
+    # -- blobs ----------------------------------------------------------------------
+    def blob_exists(self, repository: str, digest: str, *, image: str) -> bool:
+        return self._call("HEAD", f"/v2/{repository}/blobs/{digest}", image=image, missing_ok=True).status_code == 200
+
+    def blob_get(self, repository: str, digest: str, *, image: str) -> bytes:
+        """A small blob (a config), checked against its digest."""
+        body = self._call("GET", f"/v2/{repository}/blobs/{digest}", image=image).content
+        if sha256_digest(body) != digest:
+            raise PermanentError(f"registry {self.host} sent blob {digest} of {image} with other content")
+        return body
+
+    @contextmanager
+    def blob_download(self, repository: str, digest: str, *, image: str) -> Iterator[IO[bytes]]:
+        """A layer spooled to a temporary file (checked against its digest), open for reading."""
+        with tempfile.TemporaryFile() as spool:
+            response = self._call("GET", f"/v2/{repository}/blobs/{digest}", image=image, stream=True)
+            hasher = hashlib.sha256()
+            try:
+                for chunk in response.iter_content(CHUNK):
+                    hasher.update(chunk)
+                    spool.write(chunk)
+            except requests.RequestException as exc:
+                raise TransientError(f"registry {self.host} broke off sending {digest} of {image}: {exc}") from None
+            if f"sha256:{hasher.hexdigest()}" != digest:
+                raise PermanentError(f"registry {self.host} sent blob {digest} of {image} with other content")
+            spool.seek(0)
+            yield spool
+
+    def blob_upload(self, repository: str, digest: str, data: bytes | IO[bytes], *, image: str) -> None:
+        """Monolithic upload: start a session, then PUT the content with its digest."""
+        started = self._call("POST", f"/v2/{repository}/blobs/uploads/", image=image, data=b"")
+        self._blob_put(started, digest, data, image=image)
+
+    def blob_mount(self, repository: str, digest: str, from_repository: str, *, image: str) -> bool:
+        """Mount a blob from another repository of this registry; False when the registry declined."""
+        response = self._call("POST", f"/v2/{repository}/blobs/uploads/", image=image, data=b"",
+                              params={"mount": digest, "from": from_repository})
+        return response.status_code == 201
+
+    def _blob_put(self, started: requests.Response, digest: str, data: bytes | IO[bytes], *, image: str) -> None:
+        location = started.headers.get("Location")
+        if not location:
+            raise PermanentError(f"registry {self.host} gave no upload location for {image}")
+        # the Location carries the upload's state in its query: add the digest to it, don't replace it
+        url = urljoin(self.access.base_url + "/", location)
+        url += ("&" if "?" in url else "?") + f"digest={digest}"
+        self._call("PUT", url, image=image, data=data, headers={"Content-Type": "application/octet-stream"},
+                   timeout=BLOB_TIMEOUT)
+
+    # -- HTTP, auth, errors -----------------------------------------------------------
+    def _call(self, method: str, path: str, *, image: str, missing_ok: bool = False,
+              timeout: float = TIMEOUT, **kwargs: Any) -> requests.Response:
+        url = path if path.startswith(("http://", "https://")) else self.access.base_url + path
+        response = self._send(method, url, image=image, timeout=timeout, **kwargs)
+        if response.status_code == 401:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if self._answer(challenge, image=image):
+                if hasattr(kwargs.get("data"), "seek"):
+                    kwargs["data"].seek(0)
+                response = self._send(method, url, image=image, timeout=timeout, **kwargs)
+        if response.status_code < 400 or (missing_ok and response.status_code == 404):
+            return response
+        raise self._error(response, image)
+
+    def _send(self, method: str, url: str, *, image: str, timeout: float, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        try:
+            return self.session.request(method, url, headers=headers, timeout=(TIMEOUT, timeout), **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise PermanentError(
+                f"registry {self.host}: its TLS certificate is not trusted ({_reason(exc)}); "
+                "set SLIPWAY_REGISTRY_CA_FILE to the CA bundle that signed it"
+            ) from None
+        except requests.RequestException as exc:
+            raise TransientError(f"registry {self.host} unreachable: {_reason(exc)}") from None
+
+    def _answer(self, challenge: str, *, image: str) -> bool:
+        """Set the authorization a 401 challenge asks for; False when there is nothing new to try."""
+        scheme, _, params = challenge.partition(" ")
+        if scheme.lower() == "basic" and self.access.username and not self._authorization.startswith("Basic"):
+            self._authorization = requests.auth._basic_auth_str(self.access.username, self.access.password)
+            return True
+        if scheme.lower() == "bearer":
+            token = self._bearer_token(dict(requests.utils.parse_dict_header(params)))
+            if f"Bearer {token}" != self._authorization:
+                self._authorization = f"Bearer {token}"
+                return True
+        return False
+
+    def _bearer_token(self, params: dict[str, str]) -> str:
+        realm = params.pop("realm", "") or ""
+        if not realm.startswith(("https://", "http://")):
+            raise PermanentError(f"registry {self.host} sent an unusable auth challenge")
+        query = [("service", params["service"])] if params.get("service") else []
+        query += [("scope", scope) for scope in (params.get("scope") or "").split()]
+        auth = (self.access.username, self.access.password) if self.access.username else None
+        try:
+            response = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT)
+        except requests.exceptions.SSLError as exc:
+            raise PermanentError(f"registry {self.host} token endpoint: TLS certificate not trusted ({_reason(exc)})"
+                                 ) from None
+        except requests.RequestException as exc:
+            raise TransientError(f"registry {self.host} token endpoint unreachable: {_reason(exc)}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"registry {self.host} token endpoint unavailable: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"registry {self.host} rejected credentials: token endpoint answered HTTP "
+                                 f"{response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not token or not isinstance(token, str):
+            # without this, the retry would be challenged again and ask for a token again, endlessly
+            raise PermanentError(f"registry {self.host} token endpoint gave no token")
+        return token
+
+    def _error(self, response: requests.Response, image: str) -> Exception:
+        status = response.status_code
+        if status == 401:
+            return PermanentError(f"registry {self.host} rejected credentials for {image}")
+        if status == 403:
+            return PermanentError(f"registry {self.host} denied access to {image}")
+        if status == 404:
+            return PermanentError(f"image {image} not found in registry {self.host}")
+        if status == 429 or status >= 500:
+            return TransientError(f"registry {self.host} unavailable: HTTP {status}")
+        return PermanentError(f"registry {self.host} refused {image}: HTTP {status}{_registry_message(response)}")
 
 
-def _request(url: str, image: ImageReference, *, method: str, headers: dict[str, str], token: str = ""):
-    if token:
-        headers = {**headers, "Authorization": f"Bearer {token}"}
-    request = urllib.request.Request(url, method=method, headers=headers)
-    host = image.registry or DOCKER_HUB
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def copy_blob(source: RegistryClient, source_repository: str, target: RegistryClient, target_repository: str,
+              digest: str, *, image: str) -> str:
+    """Make a blob present in the target repository: already there, mounted (same registry), or copied."""
+    if target.blob_exists(target_repository, digest, image=image):
+        return "present"
+    if source.host == target.host and target.blob_mount(target_repository, digest, source_repository, image=image):
+        return "mounted"
+    with source.blob_download(source_repository, digest, image=image) as blob:
+        target.blob_upload(target_repository, digest, blob, image=image)
+    return "copied"
+
+
+def _registry_message(response: requests.Response) -> str:
+    """The first message of the distribution API's ``{"errors": [...]}`` body, if any."""
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT)  # noqa: S310 (URL built from a validated reference)
-    except urllib.error.HTTPError as exc:
-        challenge = exc.headers.get("WWW-Authenticate", "")
-        if exc.code == 401 and not token and challenge.lower().startswith("bearer "):
-            return _request(url, image, method=method, headers=headers, token=_bearer_token(challenge, host))
-        if exc.code == 401:
-            raise PermanentError(f"registry {host} rejected credentials for {image}") from None
-        if exc.code == 404:
-            raise PermanentError(f"image {image} not found in registry {host}") from None
-        if exc.code == 429 or exc.code >= 500:
-            raise TransientError(f"registry {host} unavailable: HTTP {exc.code}") from None
-        raise PermanentError(f"registry {host} refused {image}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"registry {host} unreachable: {getattr(exc, 'reason', exc)}") from None
-    except http.client.HTTPException as exc:
-        raise TransientError(f"registry {host} gave no valid HTTP answer: {exc!r}") from None
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return f" ({first.get('code', '')}: {first.get('message', '')})"
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
 
 
-def _bearer_token(challenge: str, host: str) -> str:
-    """Answer a ``Bearer realm=…,service=…,scope=…`` challenge anonymously."""
-    params = dict(urllib.request.parse_keqv_list(urllib.request.parse_http_list(challenge[len("bearer "):])))
-    realm = params.pop("realm", "")
-    if not realm.startswith(("https://", "http://")):
-        raise PermanentError(f"registry {host} sent an unusable auth challenge")
-    separator = "&" if "?" in realm else "?"
-    try:
-        with urllib.request.urlopen(f"{realm}{separator}{urllib.parse.urlencode(params)}", timeout=TIMEOUT) as response:  # noqa: S310
-            body = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 429 or exc.code >= 500:
-            raise TransientError(f"registry {host} token endpoint unavailable: HTTP {exc.code}") from None
-        raise PermanentError(f"registry {host} rejected credentials: token endpoint answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        raise TransientError(f"registry {host} token endpoint unreachable: {getattr(exc, 'reason', exc)}") from None
-    token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
-    if not token or not isinstance(token, str):
-        # without this, the retry would be challenged again and ask for a token again, endlessly
-        raise PermanentError(f"registry {host} token endpoint gave no token")
-    return token
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 300 else text[:300] + "…"
+

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from paas_site.errors import NotAllowed
 
 from .choices import FINANCE_GROUP, Role
-from .models import Application, Project, ProjectMembership
+from .models import Application, Package, Project, ProjectMembership
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -60,6 +60,15 @@ def application_list(*, user: User) -> QuerySet[Application]:
     if user_reads_all_projects(user):
         return applications
     return applications.filter(project_id__in=project_roles(user).keys())
+
+
+def package_list(*, user: User) -> QuerySet[Package]:
+    """Uploaded packages of the user's projects (members only: a package is the project's code)."""
+    packages = Package.objects.select_related("project", "uploaded_by")
+    if user_is_platform_admin(user):
+        return packages
+    member_of = [project for project, role in project_roles(user).items() if role in PROJECT_MEMBERS]
+    return packages.filter(project_id__in=member_of)
 
 
 def project_require_role(*, user: User, project: Project, roles: set[str], action: str) -> None:

@@ -1,25 +1,44 @@
-"""Cluster-side operations: apply, verify, roll back, scale, inspect, decommission.
+"""Cluster-side operations: apply, verify, roll back, scale, inspect, decommission; and image builds:
+package uploads, building a release's image, seeding the base-image catalog.
 
 These are the "cluster half" of every release step. Each is idempotent:
 applying the same objects again changes nothing (server-side apply), and a
-retried apply for the same release returns the revision it already recorded.
+retried apply for the same release returns the revision it already recorded;
+a rebuild of the same inputs pushes the same digest.
 """
+import hashlib
 import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from paas_site.errors import ApplicationError, NotFound, PermanentError
 
-from . import changes, manifests, middleware
+from . import builds, changes, manifests, middleware, packages
+from .base_images import BaseImageSpec, base_image_push
 from .choices import RevisionKind
+from .images import parse_image_reference
 from .kube import ClusterAccess, KubeClient, PodInfo, RolloutStatus, client_for
-from .models import Application, Cluster, Environment, MiddlewareCredentials, MiddlewareInstance, Revision
+from .models import (
+    Application,
+    BaseImage,
+    Cluster,
+    Environment,
+    MiddlewareCredentials,
+    MiddlewareInstance,
+    Package,
+    Project,
+    Revision,
+)
+from .registry import RegistryClient, registry_access
+from .selectors import APPLICATION_EDITORS, project_require_role
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -277,3 +296,100 @@ def _record(
         manifests=objects, manifests_digest=manifests.manifests_digest(objects), **fields,
     )
 
+
+
+# -- image builds ---------------------------------------------------------------------
+def build_repository(application: Application) -> str:
+    """Where Slipway pushes the images it builds for an application: ``{registry}/{project}/{application}``."""
+    if not settings.SLIPWAY_REGISTRY:
+        raise ApplicationError("No registry to push built images to is configured (SLIPWAY_REGISTRY): "
+                               "ask a platform admin.", code="registry_not_configured")
+    return f"{settings.SLIPWAY_REGISTRY}/{application.project.slug}/{application.name}"
+
+
+@transaction.atomic
+def package_upload(*, project: Project, file: UploadedFile, actor: Any) -> Package:
+    """Store an uploaded package with its sha256 (project developers and maintainers)."""
+    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
+    problem = packages.package_name_check(file.name)
+    if problem:
+        raise ApplicationError(f"file: the name {problem}", extra={"fields": {"file": [f"the name {problem}"]}})
+    limit = settings.SLIPWAY_PACKAGE_MAX_BYTES
+    if file.size > limit:
+        reason = f"is {file.size} bytes; the limit is {limit} bytes."
+        raise ApplicationError(f"file: {reason}", extra={"fields": {"file": [reason]}})
+    hasher = hashlib.sha256()
+    for chunk in file.chunks():
+        hasher.update(chunk)
+    file.seek(0)
+    package = Package(project=project, filename=file.name, size=file.size, sha256=hasher.hexdigest(),
+                      uploaded_by=actor)
+    package.file.save(package.sha256, file, save=False)
+    package.save()
+    changes.recorder().object_created(actor=actor, obj=package)
+    return package
+
+
+@contextmanager
+def package_fetch(*, package_id: int | None, url: str = "", sha256: str = "") -> Iterator[packages.FetchedPackage]:
+    """The package of a release, open for reading: a stored upload, or downloaded from its URL."""
+    if package_id is None:
+        with packages.package_download(url, sha256=sha256) as fetched:
+            yield fetched
+        return
+    package = Package.objects.get(id=package_id)
+    try:
+        stored = package.file.open("rb")
+    except OSError as exc:
+        raise PermanentError(f"stored package {package.filename} cannot be read: {exc.strerror or exc}") from None
+    with stored, packages.package_stored(stored, name=package.filename, size=package.size,
+                                         sha256=package.sha256) as fetched:
+        yield fetched
+
+
+def application_image_build(
+    *, application: Application, repository: str, version: str, package: packages.FetchedPackage,
+    config_files: Mapping[str, str], env: Mapping[str, str], labels: Mapping[str, str],
+) -> builds.BuiltImage:
+    """Build and push ``repository:version`` from the application's base image and the package."""
+    base = application.base_image
+    if base is None:
+        raise PermanentError(f"{application} has no base image to build on")
+    spec = builds.BuildSpec(
+        base_image=base.image, repository=repository, tag=version, app_path=base.app_path,
+        config_path=base.config_path, config_files=config_files, env=env, labels=labels,
+    )
+    return builds.image_build(spec, package)
+
+
+def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str, bool]]:
+    """Push the catalog's base images to ``registry`` and point the catalog at them (audited); idempotent.
+
+    Returns ``(base image, digest, changed)`` per catalog entry.
+    """
+    client = RegistryClient(registry_access(registry))
+    results = []
+    for base in BaseImage.objects.order_by("name"):
+        try:
+            tag = parse_image_reference(base.image).tag or "1"
+        except ValueError:
+            tag = "1"
+        repository = f"slipway/base/{base.name}"
+        digest = base_image_push(client, repository, tag, BaseImageSpec(
+            name=base.name, app_path=base.app_path, config_path=base.config_path, port=base.default_port,
+        ))
+        pointed, changed = _base_image_point(base.id, f"{registry}/{repository}:{tag}", actor)
+        results.append((pointed, digest, changed))
+    return results
+
+
+@transaction.atomic
+def _base_image_point(base_image_id: int, image: str, actor: Any) -> tuple[BaseImage, bool]:
+    base = BaseImage.objects.select_for_update().get(id=base_image_id)
+    if base.image == image:
+        return base, False
+    before = changes.recorder().snapshot(base)
+    base.image = image
+    base.save(update_fields=["image"])
+    changes.recorder().object_changed(actor=actor, obj=base, before=before)
+    return base, True

@@ -145,6 +145,9 @@ LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 LOGOUT_REDIRECT_URL = "console:login"
 
+# Uploaded application packages (see deployments.Package); served by nothing, read by the build step.
+MEDIA_ROOT = Path(os.environ.get("SLIPWAY_MEDIA_ROOT", VAR_DIR / "media"))
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -228,6 +231,20 @@ SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "1
 # An in-flight release older than this is failed by the reaper with a clear reason.
 SLIPWAY_RELEASE_MAX_SECONDS = int(os.environ.get("SLIPWAY_RELEASE_MAX_SECONDS", str(2 * 3600)))
 SLIPWAY_VERIFY_POLL_SECONDS = float(os.environ.get("SLIPWAY_VERIFY_POLL_SECONDS", "1"))
+
+# --- Image builds ---------------------------------------------------------------
+# The OCI registry built images are pushed to, as {registry}/{project}/{application}:{version}.
+SLIPWAY_REGISTRY = os.environ.get("SLIPWAY_REGISTRY", "")
+# Credentials for it (basic auth, or sent to its token service); never logged or returned by the API.
+SLIPWAY_REGISTRY_USERNAME = os.environ.get("SLIPWAY_REGISTRY_USERNAME", "")
+SLIPWAY_REGISTRY_PASSWORD = os.environ.get("SLIPWAY_REGISTRY_PASSWORD", "")
+# A PEM CA bundle that signs its HTTPS certificate (a private CA); empty: the system's CAs.
+SLIPWAY_REGISTRY_CA_FILE = os.environ.get("SLIPWAY_REGISTRY_CA_FILE", "")
+# Speak plain HTTP to it (true/false); unset: only to a loopback registry without a CA file, as Docker treats localhost.
+SLIPWAY_REGISTRY_PLAIN_HTTP = env_bool("SLIPWAY_REGISTRY_PLAIN_HTTP") if os.environ.get("SLIPWAY_REGISTRY_PLAIN_HTTP") else None
+# Hosts a release's package URL may point at ("*.example.com" allows subdomains); empty allows none.
+SLIPWAY_PACKAGE_HOSTS = env_list("SLIPWAY_PACKAGE_HOSTS")
+SLIPWAY_PACKAGE_MAX_BYTES = int(os.environ.get("SLIPWAY_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
 
 # --- Billing --------------------------------------------------------------------
 SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))

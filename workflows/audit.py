@@ -69,11 +69,15 @@ def step_finished(*, release: Release, step_run: StepRun) -> AuditEvent:
 
 
 def release_picture(release: Release) -> dict[str, Any]:
-    return {
+    picture = {
         "version": release.version, "image": release.image, "config_hash": release.config_hash,
         "description": release.description,
         "scheduled_at": release.scheduled_at.isoformat() if release.scheduled_at else None,
     }
+    if release.builds_image or release.commit:
+        picture.update(package=release.package_id, package_url=release.package_url,
+                       package_sha256=release.package_sha256, commit=release.commit)
+    return picture
 
 
 def application_scaled(

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from deployments.models import Application, Environment, Project, Revision
+from deployments.models import Application, Environment, Package, Project, Revision
 from paas_site.crypto import EncryptedTextField
 
 from .choices import (
@@ -46,7 +46,19 @@ class Release(ConcurrentTransitionMixin, models.Model):
     )
     requested_via = models.CharField(max_length=16, default="api")
     version = models.CharField(max_length=128)
-    image = models.CharField(max_length=512, help_text="Prebuilt image reference as filed (tag or digest).")
+    image = models.CharField(
+        max_length=512, help_text="Prebuilt image reference as filed (tag or digest); for a built image, the "
+        "repository Slipway pushes it to.",
+    )
+    package = models.ForeignKey(
+        Package, null=True, blank=True, on_delete=models.PROTECT, related_name="releases",
+        help_text="Uploaded package to build into the application's base image.",
+    )
+    package_url = models.URLField(max_length=2000, blank=True, help_text="Or: where to fetch the package from.")
+    package_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="The package's sha256 (an upload's is computed; a URL's is verified)."
+    )
+    commit = models.CharField(max_length=64, blank=True, help_text="Source revision, labelled on a built image.")
     image_digest = models.CharField(max_length=80, blank=True, help_text="sha256 digest pinned by the build step.")
     config = models.JSONField(default=dict, blank=True, help_text='{"env": {NAME: value}, "files": {name: content}}')
     config_hash = models.CharField(max_length=64)
@@ -97,9 +109,18 @@ class Release(ConcurrentTransitionMixin, models.Model):
         return f"release #{self.pk} {self.application.name} {self.version} → {self.environment.name}"
 
     @property
+    def builds_image(self) -> bool:
+        """Built by Slipway from a package (else: a prebuilt image)."""
+        return bool(self.package_id or self.package_url)
+
+    @property
     def fingerprint(self) -> str:
         """What an approval is bound to: the artifact and its configuration."""
-        return hashlib.sha256(f"{self.image}|{self.config_hash}".encode()).hexdigest()
+        artifact = self.image
+        if self.builds_image:
+            source = f"upload:{self.package_id}" if self.package_id else self.package_url
+            artifact = f"build:{source}|{self.package_sha256}|{self.commit}"
+        return hashlib.sha256(f"{artifact}|{self.config_hash}".encode()).hexdigest()
 
     @property
     def pinned_image(self) -> str:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from paas_site.api import DateTimeField
 
 from ..middleware import MiddlewareTemplate
-from ..models import Application, BaseImage, Cluster, Environment, MiddlewareInstance, Project, ProjectMembership
+from ..models import Application, BaseImage, Cluster, Environment, MiddlewareInstance, Package, Project, ProjectMembership
 from ..selectors import project_list
 
 
@@ -198,3 +198,22 @@ class MiddlewareTemplateSerializer(serializers.Serializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_resources(self, template: MiddlewareTemplate) -> dict:
         return template.resources(template.defaults)
+
+class PackageSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.slug", read_only=True)
+    uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Package
+        fields = ["id", "project", "filename", "size", "sha256", "uploaded_by", "created_at"]
+        read_only_fields = fields
+
+
+class PackageUploadSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    file = serializers.FileField(help_text="The package, e.g. app-1.2.war; its name is its file name in the image.")
+
+    def __init__(self, *args, projects=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if projects is not None:
+            self.fields["project"].queryset = projects

@@ -10,5 +10,6 @@ router.register("environments", views.EnvironmentViewSet, basename="environment"
 router.register("base-images", views.BaseImageViewSet, basename="base-image")
 router.register("applications", views.ApplicationViewSet, basename="application")
 router.register("middleware/templates", views.MiddlewareTemplateViewSet, basename="middleware-template")
+router.register("packages", views.PackageViewSet, basename="package")
 
 urlpatterns = router.urls

@@ -2,8 +2,9 @@ from dataclasses import asdict
 
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from paas_site.errors import NotAllowed, NotFound
@@ -17,6 +18,7 @@ from ..selectors import (
     PROJECT_MEMBERS,
     application_list,
     membership_list,
+    package_list,
     project_list,
     project_require_role,
     user_is_platform_admin,
@@ -173,3 +175,23 @@ class MiddlewareTemplateViewSet(viewsets.GenericViewSet):
         if name not in TEMPLATES:
             raise NotFound(f"The middleware catalog has no template {name!r}.")
         return Response(self.get_serializer(TEMPLATES[name]).data)
+class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Application packages uploaded to Slipway, for releases of applications built from a base image."""
+
+    serializer_class = serializers.PackageSerializer
+    filterset_fields = ["sha256", "filename"]
+    ordering_fields = ["id", "created_at"]
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self):
+        queryset = package_list(user=self.request.user)
+        project = self.request.query_params.get("project")
+        return queryset.filter(project__slug=project) if project else queryset
+
+    @extend_schema(request=serializers.PackageUploadSerializer, responses={201: serializers.PackageSerializer})
+    def create(self, request):
+        """Upload a package (multipart: ``project``, ``file``); its size and sha256 are recorded."""
+        data = serializers.PackageUploadSerializer(data=request.data, projects=project_list(user=request.user))
+        data.is_valid(raise_exception=True)
+        package = services.package_upload(actor=request.user, **data.validated_data)
+        return Response(serializers.PackageSerializer(package).data, status=status.HTTP_201_CREATED)

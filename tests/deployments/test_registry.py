@@ -4,7 +4,6 @@ import json
 import socket
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -80,56 +79,6 @@ def closed_port():
 def test_an_unreachable_registry_is_a_transient_error(closed_port):
     with pytest.raises(TransientError, match=rf"registry 127\.0\.0\.1:{closed_port} unreachable"):
         resolve_digest(f"127.0.0.1:{closed_port}/app:1")
-
-
-class Peer:
-    """A tiny HTTP server on loopback: ``answer(request) -> (status, headers, body)``; it records each request."""
-
-    def __init__(self, answer):
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self._reply(send_body=True)
-
-            def do_HEAD(self):
-                self._reply(send_body=False)
-
-            def _reply(self, *, send_body):
-                peer.requests.append((self.command, self.path, dict(self.headers)))
-                status, headers, body = answer(self)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-            def log_message(self, format, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def http_peer():
-    peers = []
-
-    def start(answer):
-        peers.append(Peer(answer))
-        return peers[-1]
-
-    yield start
-    for peer in peers:
-        peer.close()
 
 
 def test_a_digest_reference_is_its_own_digest_without_asking_the_registry(http_peer):

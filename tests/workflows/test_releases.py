@@ -298,7 +298,9 @@ def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, a
     prod = Environment.objects.create(name="prod", cluster=ClusterFactory(), required_approvals=1)
     developer = MembershipFactory(project=project, role="developer").user
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
-    release = file_release(actor=developer, application=app, environment=prod)
+    # scheduled later, so the session's Celery worker (if one runs) does not start it while the test data is flushed
+    release = file_release(actor=developer, application=app, environment=prod,
+                           scheduled_at=timezone.now() + timedelta(days=1))
     barrier, outcomes = threading.Barrier(2), []
 
     def approve(user):

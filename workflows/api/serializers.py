@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from deployments import middleware
 from deployments.api.operations import EnvironmentChoice
-from deployments.models import Application, MiddlewareInstance
+from deployments.models import Application, MiddlewareInstance, Package
 from paas_site.api import DateTimeField
 
 from ..models import AuditEvent, Release, StepRun
@@ -24,7 +24,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
         model = Release
         fields = [
             "id", "project", "application", "application_id", "environment", "version", "image", "image_digest",
-            "config", "config_hash", "description", "scheduled_at", "state", "requested_by", "requested_via",
+            "package", "package_url", "package_sha256", "commit", "config", "config_hash", "description",
+            "scheduled_at", "state", "requested_by", "requested_via",
             "approvals_given", "approvals_required", "revision", "rollback_of", "failed_step", "failure_reason",
             "created_at", "approved_at", "started_at", "finished_at",
         ]
@@ -49,14 +50,26 @@ class ReleaseFileSerializer(serializers.Serializer):
     version = serializers.RegexField(VERSION_PATTERN, help_text="e.g. 1.4.2 or 2026.11.26-3")
     image = serializers.CharField(required=False, allow_blank=True, max_length=512,
                                   help_text="Prebuilt image; defaults to the application's repository:version.")
+    package = serializers.PrimaryKeyRelatedField(
+        queryset=Package.objects.all(), required=False, allow_null=True,
+        help_text="For an application built from a base image: an uploaded package's id (POST /packages/).",
+    )
+    package_url = serializers.CharField(required=False, allow_blank=True, max_length=2000,
+                                        help_text="Or: an http(s) URL of the package on an allow-listed host.")
+    package_sha256 = serializers.RegexField(r"^[a-f0-9]{64}$", required=False, allow_blank=True,
+                                            help_text="The package's expected sha256 (64 lowercase hex digits).")
+    commit = serializers.RegexField(r"^[\w.-]{1,64}$", required=False, allow_blank=True,
+                                    help_text="Source revision (e.g. a git commit), labelled on a built image.")
     config = ConfigField(required=False, default=dict)
     description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
     scheduled_at = DateTimeField(required=False, allow_null=True)
 
-    def __init__(self, *args, applications=None, **kwargs):
+    def __init__(self, *args, applications=None, packages=None, **kwargs):
         super().__init__(*args, **kwargs)
         if applications is not None:
             self.fields["application"].queryset = applications
+        if packages is not None:
+            self.fields["package"].queryset = packages
 
 
 class CiReleaseSerializer(ReleaseFileSerializer):

@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments.api import operations
-from deployments.models import Application, MiddlewareInstance
-from deployments.selectors import application_list, project_list
+from deployments.models import Application, MiddlewareInstance, Package
+from deployments.selectors import application_list, package_list, project_list
 from paas_site.errors import ApplicationError
 
 from .. import services
@@ -86,7 +86,8 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(request=serializers.ReleaseFileSerializer, responses={201: serializers.ReleaseDetailSerializer})
     def create(self, request):
-        data = serializers.ReleaseFileSerializer(data=request.data, applications=application_list(user=request.user))
+        data = serializers.ReleaseFileSerializer(data=request.data, applications=application_list(user=request.user),
+                                                 packages=package_list(user=request.user))
         data.is_valid(raise_exception=True)
         release = services.release_file(actor=request.user, via="api", **data.validated_data)
         return self._detail(release.id, status.HTTP_201_CREATED)
@@ -173,7 +174,8 @@ class CiHookView(APIView):
         ).first() if scheme.lower() == "bearer" and token else None
         if ci_token is None:
             raise AuthenticationFailed("A valid CI token for this project is required (Authorization: Bearer <token>).")
-        data = serializers.CiReleaseSerializer(data=request.data)
+        data = serializers.CiReleaseSerializer(data=request.data,
+                                               packages=Package.objects.filter(project=ci_token.project))
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         application = Application.objects.filter(project=ci_token.project, name=fields.pop("application")).first()

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import registry
+from deployments import builds, registry
 from deployments import services as deployments
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application
@@ -134,7 +134,9 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
     run = _step_claim(release_id, step, task_id)
     if run is None:
         return
-    release = Release.objects.select_related("application__project", "environment__cluster").get(id=release_id)
+    release = Release.objects.select_related(
+        "application__project", "application__base_image", "environment__cluster"
+    ).get(id=release_id)
     try:
         outcome = STEP_WORK[step](release)
     except TransientError as exc:
@@ -276,13 +278,29 @@ def _tasks():
 
 # -- the work of each step (outside any transaction) -------------------------------
 def _build(release: Release) -> StepOutcome:
-    """Pin the image and check the DNS name: everything that can fail before the cluster is touched."""
-    digest = registry.resolve_digest(release.image)
-    log = [f"image {release.image} pinned to {digest}"]
+    """Build or pin the image and check the DNS name: everything that can fail before the cluster is touched."""
+    if release.builds_image:
+        log, digest = _image_build(release)
+    else:
+        digest = registry.resolve_digest(release.image)
+        log = [f"image {release.image} pinned to {digest}"]
     name = dns.dns_name_check(application_id=release.application_id, environment_id=release.environment_id)
     if name:
         log.append(f"DNS name {name} is free or already ours")
     return StepOutcome(log, {"image_digest": digest})
+
+
+def _image_build(release: Release) -> tuple[list[str], str]:
+    """Fetch the package and push the built image to the release's repository; the same inputs, the same digest."""
+    config = release.config or {}
+    with deployments.package_fetch(package_id=release.package_id, url=release.package_url,
+                                   sha256=release.package_sha256) as package:
+        built = deployments.application_image_build(
+            application=release.application, repository=release.image, version=release.version, package=package,
+            config_files=config.get("files", {}), env=config.get("env", {}),
+            labels=builds.release_labels(version=release.version, release_id=release.id, commit=release.commit),
+        )
+    return [f"package {package.name}: {package.size} bytes, sha256 {package.sha256}", *built.log], built.digest
 
 
 def _deploy(release: Release) -> StepOutcome:

@@ -1,6 +1,6 @@
 """Filing releases and deciding on them: request, change, approve, reject, cancel, retry, roll back."""
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from billing.services import release_cost_impact
 from deployments.manifests import ReleaseConfig
-from deployments.models import Application, Environment
+from deployments.models import Application, Environment, Package
+from deployments.packages import SHA256, package_url_check
 from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
+from deployments.services import build_repository
 from deployments.validators import validate_image_reference
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, NotAllowed
@@ -30,19 +32,26 @@ CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
 
 def release_file(
     *, actor: Actor, application: Application, environment: Environment, version: str, image: str = "",
+    package: Package | None = None, package_url: str = "", package_sha256: str = "", commit: str = "",
     config: Any = None, description: str = "", scheduled_at: datetime | None = None, via: str = "api",
 ) -> Release:
-    """File a release; with a policy of zero approvals it is approved (and queued) at once."""
+    """File a release; with a policy of zero approvals it is approved (and queued) at once.
+
+    A prebuilt application's release names its image (default: the application's repository:version); a
+    release of an application with a base image names its package (an upload or an allow-listed URL).
+    """
     if not isinstance(actor, str):
         project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="file releases")
-    image = image or (f"{application.image}:{version}" if application.image else "")
-    _check_artifact(application, image)
+    if not application.base_image_id:
+        image = image or (f"{application.image}:{version}" if application.image else "")
+    artifact = _artifact_check(application, Artifact(image, package, package_url, package_sha256))
     config = config_normalize(config)
     with transaction.atomic():
         lane_lock(application.id)
         release = Release.objects.create(
             application=application, environment=environment, requested_by=None if isinstance(actor, str) else actor,
-            requested_via=via, version=version, image=image, config=config,
+            requested_via=via, version=version, image=artifact.image, package=artifact.package,
+            package_url=artifact.package_url, package_sha256=artifact.package_sha256, commit=commit, config=config,
             config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
             description=description, scheduled_at=scheduled_at, correlation_id=current_correlation_id.get(),
             cost_impact=release_cost_impact(application=application, environment=environment),
@@ -56,10 +65,15 @@ def release_file(
 
 
 def release_change(
-    *, release_id: int, actor: Actor, version: str | None = None, image: str | None = None, config: Any = None,
-    description: str | None = None, scheduled_at: datetime | None = None,
+    *, release_id: int, actor: Actor, version: str | None = None, image: str | None = None,
+    package: Package | None = None, package_url: str | None = None, package_sha256: str | None = None,
+    commit: str | None = None, config: Any = None, description: str | None = None,
+    scheduled_at: datetime | None = None,
 ) -> Release:
-    """Edit a release still awaiting approval; earlier approvals are voided."""
+    """Edit a release still awaiting approval; earlier approvals are voided.
+
+    A new package replaces the old one (an upload replaces a URL and the reverse).
+    """
     with transaction.atomic():
         release = release_lock(release_id)
         _require_editor(actor, release)
@@ -67,9 +81,12 @@ def release_change(
         before = audit.release_picture(release)
         if version is not None:
             release.version = version
-        if image is not None:
-            _check_artifact(release.application, image)
-            release.image = image
+        if any(value is not None for value in (image, package, package_url, package_sha256)):
+            release.image, release.package, release.package_url, release.package_sha256 = _artifact_check(
+                release.application, _changed_artifact(release, image, package, package_url, package_sha256)
+            )
+        if commit is not None:
+            release.commit = commit
         if config is not None:
             normal = config_normalize(config)
             release.config = normal
@@ -211,13 +228,64 @@ def _require_editor(actor: Actor, release: Release) -> None:
                              action="change releases")
 
 
-def _check_artifact(application: Application, image: str) -> None:
-    if not image:
-        raise ApplicationError("image: required (the application has no prebuilt image repository to take it from).",
-                               extra={"fields": {"image": ["This field is required."]}})
-    try:
-        validate_image_reference(image)
-    except ValidationError as exc:
-        message = exc.messages[0]
-        raise ApplicationError(f"image: {message}", extra={"fields": {"image": [message]}}) from None
+class Artifact(NamedTuple):
+    image: str
+    package: Package | None
+    package_url: str
+    package_sha256: str
 
+
+def _changed_artifact(release: Release, image: str | None, package: Package | None, url: str | None,
+                      sha256: str | None) -> Artifact:
+    if package is not None or url is not None:  # a new package source replaces the old one, and its sha256
+        package, url, sha256 = package, url or "", sha256 or ""
+    else:
+        package, url = release.package, release.package_url
+        sha256 = release.package_sha256 if sha256 is None else sha256
+    # a built release's image is the build repository, re-derived by the check
+    image = image if image is not None else "" if release.application.base_image_id else release.image
+    return Artifact(image, package, url, sha256)
+
+
+def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
+    """Check what a release runs and return it complete, or raise an error naming the field.
+
+    Built applications take a package (an upload of their project, or an allow-listed URL with an optional
+    sha256) and are pushed to the build repository; prebuilt ones take an image reference and no package.
+    """
+    image, package, url, sha256 = artifact
+    if not application.base_image_id:
+        if package or url or sha256:
+            field = "package" if package else "package_url" if url else "package_sha256"
+            _invalid(field, f"{application.name} runs a prebuilt image ({application.image}); send image, not a "
+                            "package.")
+        if not image:
+            raise ApplicationError("image: required (the application has no prebuilt image repository to take it "
+                                   "from).", extra={"fields": {"image": ["This field is required."]}})
+        try:
+            validate_image_reference(image)
+        except ValidationError as exc:
+            _invalid("image", exc.messages[0])
+        return Artifact(image, None, "", "")
+    if image and image != build_repository(application):
+        _invalid("image", f"{application.name} is built from base image {application.base_image.name}; send a "
+                          "package (an uploaded package id or package_url), not an image.")
+    if bool(package) == bool(url):
+        _invalid("package", "send exactly one of package (an uploaded package id) or package_url.")
+    if sha256 and not SHA256.match(sha256):
+        _invalid("package_sha256", "must be 64 lowercase hexadecimal digits.")
+    if package:
+        if package.project_id != application.project_id:
+            _invalid("package", f"package #{package.id} belongs to another project.")
+        if sha256 and sha256 != package.sha256:
+            _invalid("package_sha256", f"does not match the uploaded package's sha256 ({package.sha256}).")
+        sha256 = package.sha256
+    else:
+        problem = package_url_check(url)
+        if problem:
+            _invalid("package_url", problem)
+    return Artifact(build_repository(application), package, url, sha256)
+
+
+def _invalid(field: str, reason: str) -> NoReturn:
+    raise ApplicationError(f"{field}: {reason}", extra={"fields": {field: [reason]}})
