@@ -317,6 +317,41 @@ def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, a
     assert chain_verify()[2] == ""
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environment(project, developer, app, dev):
+    other = ApplicationFactory(project=project, name="web", image="registry.example.com/shop/web")
+    held = file_release(actor=developer, application=app, environment=dev)
+    locked, done = threading.Event(), threading.Event()
+
+    def step_holding_its_release():  # as a step does between claiming and finishing its transaction
+        try:
+            with transaction.atomic():
+                pipeline.release_lock(held.id)
+                locked.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    # given a worker holding the lock of a release to dev
+    thread = threading.Thread(target=step_holding_its_release)
+    thread.start()
+    assert locked.wait(10)
+    try:
+        # when a release of another application is filed to dev meanwhile
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        filed = file_release(actor=developer, application=other, environment=dev)
+    finally:
+        done.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    # then it commits at once: the environment row is not locked by the worker
+    filed.refresh_from_db()
+    assert filed.state == "approved"
+
+
 def release_transitions(release) -> list[str]:
     from workflows.models import AuditEvent
 

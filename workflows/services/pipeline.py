@@ -49,9 +49,15 @@ def lane_lock(application_id: int) -> None:
 
 
 def release_lock(release_id: int) -> Release:
-    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``."""
+    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``.
+
+    Only the release row: locking the joined rows too would lock the shared
+    environment, cluster and project, serializing every release of the
+    environment and deadlocking with a filing whose foreign-key check waits
+    for the environment row while it holds the audit chain head.
+    """
     lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
-    return Release.objects.select_for_update().select_related(
+    return Release.objects.select_for_update(of=("self",)).select_related(
         "application__project", "environment__cluster"
     ).get(id=release_id)
 
