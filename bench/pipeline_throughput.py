@@ -55,11 +55,14 @@ django.setup()
 
 import redis  # noqa: E402
 from celery import shared_task, signals  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from paas_site.celery import app  # noqa: E402
 
 DONE_KEY = "bench:chains_done"
+STATEMENTS_KEY = "bench:statements"
 BROKER = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
 
 
@@ -74,10 +77,40 @@ def noop_link(started: float, remaining: int) -> None:
 
 # -- worker mode: `pipeline_throughput.py --worker NAME` ---------------------------------
 def worker_main(name: str, logfile: str) -> None:
+    count_statements()
     if profile_dir := os.environ.get("BENCH_PROFILE_DIR"):
         profile_pipeline_tasks(Path(profile_dir), name)
     app.worker_main(["worker", "--pool=prefork", "--concurrency=1", f"--hostname={name}@%h",
                      "--loglevel=INFO", f"--logfile={logfile}"])
+
+
+def count_statements() -> None:
+    """Count the SQL statements of each task in the pool process; hand the totals over in Redis at its exit."""
+    from django.db.backends.signals import connection_created
+
+    counts: Counter = Counter()
+    current = {"task": ""}
+
+    def counting(execute, sql, params, many, context):
+        counts[current["task"]] += 1
+        return execute(sql, params, many, context)
+
+    def wrap(connection=None, **kwargs):
+        if counting not in connection.execute_wrappers:  # the wrapper object outlives its connections
+            connection.execute_wrappers.append(counting)
+
+    connection_created.connect(wrap, weak=False)
+
+    @signals.task_prerun.connect(weak=False)
+    def started(task=None, **kwargs):
+        current["task"] = task.name
+        counts[f"{task.name} (tasks)"] += 1
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def hand_over(**kwargs):
+        if counts:
+            for key, value in counts.items():
+                BROKER.hincrby(STATEMENTS_KEY, key, value)
 
 
 def profile_pipeline_tasks(directory: Path, name: str) -> None:
@@ -98,10 +131,10 @@ def profile_pipeline_tasks(directory: Path, name: str) -> None:
 
     @signals.worker_process_shutdown.connect(weak=False)
     def write(**kwargs):
-        if profiler.last_session:
+        if profiler.last_session:  # re-render with `pyinstrument --load=FILE.pyisession [-r html|--show-all]`
             path = directory / f"{name}-{os.getpid()}"
-            path.with_suffix(".txt").write_text(profiler.output_text(unicode=True, color=False))
-            profiler.write_html(path.with_suffix(".html"))
+            profiler.last_session.save(path.with_suffix(".pyisession"))
+            path.with_suffix(".txt").write_text(profiler.output_text(unicode=True))
 
 
 # -- the benchmark -----------------------------------------------------------------------
@@ -133,16 +166,20 @@ def main() -> None:
         user, environment, applications = data_set(args.releases, sandbox_url)
         workers = workers_start(processes, logs, args.profile)
         pipeline = run_pipeline(user, environment, applications)
+        workers_wait_idle()  # the lane_advance after each last step may still run
         tasks = tasks_run(logs)
         links = round(sum(tasks.values()) / args.releases)
         print(f"   tasks run: {dict(tasks)} = {links} per release")
         if not args.no_ceiling:
             ceiling = run_ceiling(args.releases, links)
         workers_stop(workers)
+    statements = {k.decode(): int(v) for k, v in BROKER.hgetall(STATEMENTS_KEY).items()}
+    per_release = statements_per_release(statements, args.releases)
 
     print("\n== summary")
     print(f"   pipeline: {args.releases} releases in {pipeline['wall']:.2f} s = {pipeline['per_minute']:.0f} releases/min; "
           f"median platform time {pipeline['median']:.2f} s (finished_at − approved_at)")
+    print(f"   SQL statements per release: {per_release}")
     if not args.no_ceiling:
         print(f"   ceiling:  {args.releases} chains × {links} no-op links in {ceiling['wall']:.2f} s = "
               f"{60 * args.releases / ceiling['wall']:.0f} chains/min; median chain time {ceiling['median']:.2f} s")
@@ -237,11 +274,28 @@ def workers_start(processes: list, logs: Path, profile: str | None) -> list[subp
     sys.exit(f"the Celery workers did not start; see {logs}")
 
 
+def workers_wait_idle() -> None:
+    idle_checks = 0
+    while idle_checks < 2:
+        active = app.control.inspect(timeout=0.5).active() or {}
+        busy = BROKER.llen(app.conf.task_default_queue) or any(active.values())
+        idle_checks = 0 if busy else idle_checks + 1
+        time.sleep(0.2)
+
+
 def workers_stop(workers: list[subprocess.Popen]) -> None:
     for worker in workers:
         worker.send_signal(signal.SIGTERM)  # warm shutdown: the pool's processes write their profiles
     for worker in workers:
-        worker.wait(timeout=60)
+        worker.wait(timeout=300)
+
+
+def statements_per_release(statements: dict[str, int], releases: int) -> str:
+    pipeline = {k: v for k, v in statements.items() if k.startswith("workflows.")}
+    parts = [f"{pipeline[name] / pipeline[f'{name} (tasks)']:.1f} per {name} task"
+             for name in sorted(pipeline) if not name.endswith("(tasks)")]
+    total = sum(v for k, v in pipeline.items() if not k.endswith("(tasks)"))
+    return f"{total / releases:.1f} in the workers ({', '.join(parts)})"
 
 
 def tasks_run(logs: Path) -> Counter:
@@ -256,10 +310,11 @@ def run_pipeline(user, environment, applications) -> dict[str, float]:
 
     print(f"\n== pipeline: filing {len(applications)} releases")
     started = time.perf_counter()
-    for application in applications:
-        release_file(actor=user, application=application, environment=environment, version="1.0",
-                     image=f"{application.image}:1.0@sha256:{hashlib.sha256(application.name.encode()).hexdigest()}")
-    print(f"   filed in {time.perf_counter() - started:.2f} s")
+    with CaptureQueriesContext(connection) as filing:
+        for application in applications:
+            release_file(actor=user, application=application, environment=environment, version="1.0",
+                         image=f"{application.image}:1.0@sha256:{hashlib.sha256(application.name.encode()).hexdigest()}")
+    print(f"   filed in {time.perf_counter() - started:.2f} s, {len(filing) / len(applications):.1f} SQL statements each")
     finished = {ReleaseState.SUCCEEDED, ReleaseState.FAILED, ReleaseState.ROLLED_BACK, ReleaseState.REJECTED}
     deadline = time.monotonic() + 600
     while Release.objects.exclude(state__in=finished).exists():
