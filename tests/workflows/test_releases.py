@@ -385,6 +385,24 @@ def test_the_reaper_fails_a_release_stuck_past_the_limit(developer, app, dev, se
     assert started.failure_reason == "stuck in building for over 1 minutes; failed by the reaper"
 
 
+@pytest.mark.parametrize("waiting", [0, 1])
+def test_a_finished_release_wakes_its_lane_only_when_a_release_waits_in_it(
+    developer, app, dev, settings, django_capture_on_commit_callbacks, waiting
+):
+    settings.SLIPWAY_RELEASE_MAX_SECONDS = 60
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    for n in range(waiting):
+        approved(developer, app, dev, version=f"1.{n + 1}")
+    Release.objects.filter(id=started.id).update(started_at=timezone.now() - timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        pipeline.steps_reap()  # fails the stuck release: its lane is free
+
+    assert Release.objects.get(id=started.id).state == "failed"
+    assert len(callbacks) == waiting  # the lane advance task, only when it has something to start
+
+
 def test_a_late_duplicate_step_delivery_does_nothing(developer, app, dev):
     approved(developer, app, dev)
     started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)

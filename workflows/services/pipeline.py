@@ -140,7 +140,7 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
     run = _step_claim(release_id, step, task_id)
     if run is None:
         return
-    release = Release.objects.select_related("application__project", "environment__cluster").get(id=release_id)
+    release = run.release  # as locked and loaded by the claim
     try:
         outcome = STEP_WORK[step](release)
     except TransientError as exc:
@@ -260,7 +260,9 @@ def _lane_freed(release: Release) -> None:
     }.get(release.state)
     if event:
         notifications.release_notify(release=release, event=event)
-    lane_advance_on_commit(release)
+    # Under the lane lock: a release approved after this commit enqueues its own lane advance.
+    if _queue(release.application_id, release.environment_id, timezone.now()).exists():
+        lane_advance_on_commit(release)
 
 
 def lane_advance_on_commit(release: Release) -> None:
