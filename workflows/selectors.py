@@ -1,11 +1,12 @@
 """Reads of the release process, with the same visibility as projects."""
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from deployments.models import Revision
 from deployments.selectors import project_roles, user_reads_all_projects
 
 from .choices import Decision
-from .models import AuditEvent, Release
+from .models import Approval, AuditEvent, Release
 
 
 def release_list(*, user) -> QuerySet[Release]:
@@ -17,13 +18,14 @@ def release_list(*, user) -> QuerySet[Release]:
 
 def release_queryset() -> QuerySet[Release]:
     """Releases with what their pages show, in a constant number of queries."""
+    # A correlated subquery rather than Count() over a join: no GROUP BY, so a page computes it for its
+    # rows only and the paginator's COUNT(*) leaves it out (at 100k releases the GROUP BY cost 60-80 ms).
+    approvals = Approval.objects.filter(
+        release=OuterRef("pk"), decision=Decision.APPROVE, voided_at__isnull=True
+    ).order_by().values("release").annotate(n=Count("id")).values("n")
     return Release.objects.select_related(
         "application__project", "environment", "requested_by", "revision"
-    ).annotate(
-        approvals_given=Count(
-            "approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__voided_at__isnull=True)
-        )
-    ).order_by("-id")
+    ).annotate(approvals_given=Coalesce(Subquery(approvals), 0)).order_by("-id")
 
 
 def release_of_revision(revision: Revision | None) -> Release | None:
