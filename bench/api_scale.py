@@ -33,11 +33,8 @@ PostgreSQL as much as on CPU), DEBUG off, persistent database connections
 (``DATABASE_CONN_MAX_AGE=60``, as a deployment sets it).
 """
 import argparse
-import base64
-import hashlib
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,11 +44,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas_site.settings")
-os.environ["DEBUG"] = ""
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-os.environ.setdefault("SLIPWAY_ENCRYPTION_KEYS",
-                      base64.urlsafe_b64encode(hashlib.sha256(b"bench-only").digest()).decode())
+from benchdb import database_prepare, free_port, production_like_environment, sql, wait_for_port  # noqa: E402
+
+production_like_environment()
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,testserver")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")  # plain HTTP on loopback: no TLS proxy in front
 os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="slipway-bench-static-"))
@@ -60,7 +55,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from benchdb import database_prepare, sql  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -270,9 +264,7 @@ def statement_counts() -> dict[str, int]:
 
 
 def serve_and_measure(requests: int, duration: int) -> dict[str, dict[str, float]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DATABASE_CONN_MAX_AGE": "60"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "paas_site.wsgi:application", "--workers", "4",
@@ -280,7 +272,7 @@ def serve_and_measure(requests: int, duration: int) -> dict[str, dict[str, float
         cwd=Path(__file__).resolve().parent.parent, env=env,
     )
     try:
-        wait_for_port(port)
+        wait_for_port(port, "gunicorn")
         keys, results = tokens(), {}
         print(f"\n== gunicorn (4 sync workers) on :{port}")
         for name, (user, path) in endpoints().items():
@@ -293,17 +285,6 @@ def serve_and_measure(requests: int, duration: int) -> dict[str, dict[str, float
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("gunicorn did not start")
 
 
 def one_client(port: int, path: str, key: str, requests: int) -> dict[str, float]:

@@ -26,13 +26,11 @@ every SQL query in memory). ``--profile DIR`` profiles each pipeline task in
 the workers with pyinstrument and writes one report per worker process to DIR.
 """
 import argparse
-import base64
 import hashlib
 import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,11 +40,9 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas_site.settings")
-os.environ["DEBUG"] = ""
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-os.environ.setdefault("SLIPWAY_ENCRYPTION_KEYS",
-                      base64.urlsafe_b64encode(hashlib.sha256(b"bench-only").digest()).decode())
+from benchdb import database_prepare, free_port, production_like_environment, wait_for_port  # noqa: E402
+
+production_like_environment()
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/8")
 
 import django  # noqa: E402
@@ -149,8 +145,6 @@ def main() -> None:
     if args.worker:
         return worker_main(args.worker, args.logfile)
 
-    from benchdb import database_prepare
-
     database_prepare()
     BROKER.flushdb()  # the benchmark's own Redis database: leftover messages would distort both runs
     logs = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
@@ -206,12 +200,6 @@ class subprocess_group:
                     process.kill()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sandbox_start(processes: list, logs: Path) -> str:
     port = free_port()
     processes.append(subprocess.Popen(
@@ -219,14 +207,8 @@ def sandbox_start(processes: list, logs: Path) -> str:
          "--token", "bench-token"],
         cwd=Path(__file__).resolve().parent.parent, stdout=(logs / "sandbox.log").open("w"), stderr=subprocess.STDOUT,
     ))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"the sandbox cluster did not start; see {logs / 'sandbox.log'}")
+    wait_for_port(port, f"the sandbox cluster (see {logs / 'sandbox.log'})")
+    return f"http://127.0.0.1:{port}"
 
 
 def data_set(count: int, sandbox_url: str):
