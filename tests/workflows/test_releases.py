@@ -335,9 +335,10 @@ def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environment(project, developer, app, dev):
+def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environment(project, developer, app, prod):
     other = ApplicationFactory(project=project, name="web", image="registry.example.com/shop/web")
-    held = file_release(actor=developer, application=app, environment=dev)
+    # prod needs approvals: nothing is enqueued for the session's worker to run while the test data is flushed
+    held = file_release(actor=developer, application=app, environment=prod)
     locked, done = threading.Event(), threading.Event()
 
     def step_holding_its_release():  # as a step does between claiming and finishing its transaction
@@ -349,15 +350,15 @@ def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environmen
         finally:
             connection.close()
 
-    # given a worker holding the lock of a release to dev
+    # given a worker holding the lock of a release to prod
     thread = threading.Thread(target=step_holding_its_release)
     thread.start()
     assert locked.wait(10)
     try:
-        # when a release of another application is filed to dev meanwhile
+        # when a release of another application is filed to prod meanwhile
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")
-        filed = file_release(actor=developer, application=other, environment=dev)
+        filed = file_release(actor=developer, application=other, environment=prod)
     finally:
         done.set()
         thread.join()
@@ -366,7 +367,7 @@ def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environmen
 
     # then it commits at once: the environment row is not locked by the worker
     filed.refresh_from_db()
-    assert filed.state == "approved"
+    assert filed.state == "requested"
 
 
 def release_transitions(release) -> list[str]:
