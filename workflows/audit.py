@@ -181,7 +181,7 @@ def _append(
 def chain_verify(*, chunk_size: int = 5000) -> tuple[int, AuditEvent | None, str]:
     """Re-compute the chain. Returns (events checked, first bad event or None, reason).
 
-    Reads plain rows (no model per event): the hash is all the work there is.
+    Reads plain rows: no model instance is built per event, only for the broken one it names.
     """
     expected_prev = GENESIS_HASH
     checked = 0
