@@ -37,10 +37,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from benchdb import database_prepare, sql  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import OperationalError, connection, transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from billing.models import CostRecord, PriceBook  # noqa: E402
@@ -95,40 +95,10 @@ def main() -> None:
 # -- database ----------------------------------------------------------------------------
 
 
-def database_prepare() -> None:
-    settings_db = connection.settings_dict
-    name = settings_db["NAME"]
-    if connection.vendor != "postgresql" or "bench" not in name:
-        sys.exit(f"refusing to run on {connection.vendor} database {name!r}: "
-                 "set DATABASE_URL to a PostgreSQL database whose name contains 'bench'.")
-    try:
-        connection.ensure_connection()
-    except OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise
-        import psycopg
-
-        params = {"dbname": "postgres", "user": settings_db["USER"], "password": settings_db["PASSWORD"] or None,
-                  "host": settings_db["HOST"] or None, "port": settings_db["PORT"] or None}
-        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        print(f"   created database {name}")
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        print(f"== database {name}: {cursor.fetchone()[0].split(' on ')[0]}")
-
-
 def data_matches(projects: int, samples: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT (SELECT count(*) FROM deployments_project), (SELECT count(*) FROM billing_usagesample)")
         return cursor.fetchone() == (projects, samples) and get_user_model().objects.filter(username="bench-finance").exists()
-
-
-def sql(statement: str, params: dict | list | None = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 # -- 1. load -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
 from .choices import AuditAction
-from .models import AuditChainHead, AuditEvent, Release, StepRun
+from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical, audit_hash
 
 GENESIS_HASH = "0" * 64
 Actor = AbstractBaseUser | str  # a user, or "system:<component>"
@@ -183,15 +183,21 @@ def _append(
 
 
 def chain_verify(*, chunk_size: int = 5000) -> tuple[int, AuditEvent | None, str]:
-    """Re-compute the chain. Returns (events checked, first bad event or None, reason)."""
+    """Re-compute the chain. Returns (events checked, first bad event or None, reason).
+
+    Reads plain rows: no model instance is built per event, only for the broken one it names.
+    """
     expected_prev = GENESIS_HASH
     checked = 0
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
-        if event.prev_hash != expected_prev:
-            return checked, event, "its prev_hash does not match the previous event's hash (an event was removed or reordered)"
-        if event.compute_hash() != event.hash:
-            return checked, event, "its content does not match its hash (the event was altered)"
-        expected_prev = event.hash
+    rows = AuditEvent.objects.order_by("id").values_list("id", "prev_hash", "hash", *AUDIT_HASHED_FIELDS)
+    for event_id, prev_hash, event_hash, *fields in rows.iterator(chunk_size=chunk_size):
+        if prev_hash != expected_prev:
+            return checked, AuditEvent.objects.get(id=event_id), (
+                "its prev_hash does not match the previous event's hash (an event was removed or reordered)")
+        if audit_hash(prev_hash, audit_canonical(*fields)) != event_hash:
+            return checked, AuditEvent.objects.get(id=event_id), (
+                "its content does not match its hash (the event was altered)")
+        expected_prev = event_hash
         checked += 1
     head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first() or GENESIS_HASH
     if head != expected_prev:

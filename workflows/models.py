@@ -358,24 +358,43 @@ class AuditEvent(models.Model):
 
     def canonical(self) -> dict[str, Any]:
         """The hashed content: every field but the hash itself, in a stable form."""
-        return {
-            "created_at": self.created_at.isoformat(),
-            "actor": self.actor,
-            "actor_user": self.actor_user_id,
-            "action": self.action,
-            "target": [self.target_type, self.target_id, self.target_repr],
-            "project": self.project_id,
-            "release": self.release_id,
-            "states": [self.from_state, self.to_state],
-            "before": self.before,
-            "after": self.after,
-            "message": self.message,
-            "correlation_id": self.correlation_id,
-        }
+        return audit_canonical(*(getattr(self, name) for name in AUDIT_HASHED_FIELDS))
 
     def compute_hash(self) -> str:
-        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-        return hashlib.sha256((self.prev_hash + body).encode()).hexdigest()
+        return audit_hash(self.prev_hash, self.canonical())
+
+
+# The fields an audit event's hash covers, in the order ``audit_canonical`` takes them.
+AUDIT_HASHED_FIELDS = (
+    "created_at", "actor", "actor_user_id", "action", "target_type", "target_id", "target_repr", "project_id",
+    "release_id", "from_state", "to_state", "before", "after", "message", "correlation_id",
+)
+
+
+def audit_canonical(
+    created_at, actor, actor_user_id, action, target_type, target_id, target_repr, project_id, release_id,
+    from_state, to_state, before, after, message, correlation_id,
+) -> dict[str, Any]:
+    """An event's hashed content from plain field values, so the chain can be verified without model instances."""
+    return {
+        "created_at": created_at.isoformat(),
+        "actor": actor,
+        "actor_user": actor_user_id,
+        "action": action,
+        "target": [target_type, target_id, target_repr],
+        "project": project_id,
+        "release": release_id,
+        "states": [from_state, to_state],
+        "before": before,
+        "after": after,
+        "message": message,
+        "correlation_id": correlation_id,
+    }
+
+
+def audit_hash(prev_hash: str, canonical: dict[str, Any]) -> str:
+    body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
 class AuditChainHead(models.Model):

@@ -2,9 +2,9 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 
 from deployments.choices import Role
 from deployments.models import Application, Revision
@@ -27,13 +27,14 @@ def release_list(*, user) -> QuerySet[Release]:
 
 def release_queryset() -> QuerySet[Release]:
     """Releases with what their pages show, in a constant number of queries."""
+    # A correlated subquery rather than Count() over a join: no GROUP BY, so a page computes it for its
+    # rows only and the paginator's COUNT(*) leaves it out (at 100k releases the GROUP BY cost 60-80 ms).
+    approvals = Approval.objects.filter(
+        release=OuterRef("pk"), decision=Decision.APPROVE, voided_at__isnull=True
+    ).order_by().values("release").annotate(n=Count("id")).values("n")
     return Release.objects.select_related(
         "application__project", "environment", "requested_by", "revision"
-    ).annotate(
-        approvals_given=Count(
-            "approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__voided_at__isnull=True)
-        )
-    ).order_by("-id")
+    ).annotate(approvals_given=Coalesce(Subquery(approvals), 0)).order_by("-id")
 
 
 def release_of_revision(revision: Revision | None) -> Release | None:

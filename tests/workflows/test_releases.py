@@ -4,6 +4,7 @@ from datetime import time, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Environment
@@ -292,6 +293,22 @@ def test_audit_endpoint_filters_by_release_and_hides_other_projects(api, develop
     assert api.as_user(developer).get(f"/api/v1/releases/{release.id}/audit/").json()["count"] == 1
 
 
+def test_the_release_list_pages_without_distinct_and_counts_without_the_approvals(api, developer, approvers, app, prod):
+    release = file_release(actor=developer, application=app, environment=prod)
+    services.approval_grant(release_id=release.id, actor=approvers[0])
+    file_release(actor=developer, application=app, environment=prod, version="1.1")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.as_user(developer).get("/api/v1/releases/?state=requested&state=approved")
+
+    assert [r["approvals_given"] for r in response.json()["results"]] == [0, 1]
+    releases = [q["sql"] for q in queries.captured_queries if "workflows_release" in q["sql"]]
+    count = next(sql for sql in releases if sql.startswith("SELECT COUNT(*)"))
+    # at 100,000 releases both cost a pass over every release (bench/api_scale.py)
+    assert "workflows_approval" not in count
+    assert not any("DISTINCT" in sql for sql in releases)
+
+
 # -- races -----------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, app):
@@ -326,6 +343,42 @@ def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, a
     assert chain_verify()[2] == ""
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_holding_a_release_does_not_block_filing_in_the_same_environment(project, developer, app, prod):
+    other = ApplicationFactory(project=project, name="web", image="registry.example.com/shop/web")
+    # prod needs approvals: nothing is enqueued for the session's worker to run while the test data is flushed
+    held = file_release(actor=developer, application=app, environment=prod)
+    locked, done = threading.Event(), threading.Event()
+
+    def step_holding_its_release():  # as a step does between claiming and finishing its transaction
+        try:
+            with transaction.atomic():
+                pipeline.release_lock(held.id)
+                locked.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    # given a worker holding the lock of a release to prod
+    thread = threading.Thread(target=step_holding_its_release)
+    thread.start()
+    assert locked.wait(10)
+    try:
+        # when a release of another application is filed to prod meanwhile
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        filed = file_release(actor=developer, application=other, environment=prod)
+    finally:
+        done.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    # then it commits at once: the environment row is not locked by the worker
+    filed.refresh_from_db()
+    assert filed.state == "requested"
+
+
 def release_transitions(release) -> list[str]:
     from workflows.models import AuditEvent
 
@@ -357,6 +410,24 @@ def test_the_reaper_fails_a_release_stuck_past_the_limit(developer, app, dev, se
     started.refresh_from_db()
     assert started.state == "failed"
     assert started.failure_reason == "stuck in building for over 1 minutes; failed by the reaper"
+
+
+@pytest.mark.parametrize("waiting", [0, 1])
+def test_a_finished_release_wakes_its_lane_only_when_a_release_waits_in_it(
+    developer, app, dev, settings, django_capture_on_commit_callbacks, waiting
+):
+    settings.SLIPWAY_RELEASE_MAX_SECONDS = 60
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    for n in range(waiting):
+        approved(developer, app, dev, version=f"1.{n + 1}")
+    Release.objects.filter(id=started.id).update(started_at=timezone.now() - timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        pipeline.steps_reap()  # fails the stuck release: its lane is free
+
+    assert Release.objects.get(id=started.id).state == "failed"
+    assert len(callbacks) == waiting  # the lane advance task, only when it has something to start
 
 
 def test_a_late_duplicate_step_delivery_does_nothing(developer, app, dev):

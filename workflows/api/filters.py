@@ -11,7 +11,8 @@ class ReleaseFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="application__project__slug")
     application = IdFilter(field_name="application_id")
     environment = django_filters.CharFilter(field_name="environment__name")
-    state = django_filters.MultipleChoiceFilter(choices=ReleaseState.choices)
+    # a release has one state: no join, so no DISTINCT (over every column, config included) is needed
+    state = django_filters.MultipleChoiceFilter(choices=ReleaseState.choices, distinct=False)
 
     class Meta:
         model = Release

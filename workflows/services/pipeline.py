@@ -49,10 +49,16 @@ def lane_lock(application_id: int) -> None:
 
 
 def release_lock(release_id: int) -> Release:
-    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``."""
+    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``.
+
+    Only the release row: locking the joined rows too would lock the shared
+    environment, cluster and project, serializing every release of the
+    environment and deadlocking with a filing whose foreign-key check waits
+    for the environment row while it holds the audit chain head.
+    """
     lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
-    return Release.objects.select_for_update().select_related(
-        "application__project", "environment__cluster"
+    return Release.objects.select_for_update(of=("self",)).select_related(
+        "application__project", "application__base_image", "environment__cluster"
     ).get(id=release_id)
 
 
@@ -134,9 +140,7 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
     run = _step_claim(release_id, step, task_id)
     if run is None:
         return
-    release = Release.objects.select_related(
-        "application__project", "application__base_image", "environment__cluster"
-    ).get(id=release_id)
+    release = run.release  # as locked and loaded by the claim
     try:
         outcome = STEP_WORK[step](release)
     except TransientError as exc:
@@ -256,7 +260,9 @@ def _lane_freed(release: Release) -> None:
     }.get(release.state)
     if event:
         notifications.release_notify(release=release, event=event)
-    lane_advance_on_commit(release)
+    # Under the lane lock: a release approved after this commit enqueues its own lane advance.
+    if _queue(release.application_id, release.environment_id, timezone.now()).exists():
+        lane_advance_on_commit(release)
 
 
 def lane_advance_on_commit(release: Release) -> None:
