@@ -28,7 +28,7 @@ def release_list(*, user) -> QuerySet[Release]:
 def release_queryset() -> QuerySet[Release]:
     """Releases with what their pages show, in a constant number of queries."""
     return Release.objects.select_related(
-        "application__project", "environment", "requested_by", "revision"
+        "application__project", "environment", "requested_by", "revision", "package"
     ).annotate(
         approvals_given=Count(
             "approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__voided_at__isnull=True)

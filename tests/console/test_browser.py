@@ -70,7 +70,8 @@ def test_file_approve_watch_roll_back_and_download_costs(live_server, browser_pa
     dev_page = browser_pages()
     sign_in(dev_page, base, "dev")
     dev_page.get_by_role("link", name="New release").first.click()
-    dev_page.get_by_label("Application").select_option(label="shop/api")
+    dev_page.get_by_label("Application").select_option(label="shop/api (prebuilt image)")
+    expect(dev_page.locator("#artifact-hint")).to_contain_text("shop/api runs a prebuilt image")  # htmx re-read it
     dev_page.get_by_label("Environment:", exact=True).select_option("prod")
     dev_page.get_by_label("Version").fill("2.0")
     dev_page.get_by_label("Prebuilt image").fill(PINNED.format(version="2.0"))
