@@ -1,7 +1,5 @@
 """The release form for applications built from a base image: package upload or URL + sha256, commit, hints,
 errors next to the fields, and no package left behind when the release is refused."""
-import hashlib
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -10,22 +8,16 @@ from deployments import services as deployments
 from deployments.models import Package
 from tests.console.test_views import field_group, form_data
 from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, base_image
+from tests.workflows.test_build_releases import REGISTRY, WAR, WAR_SHA, build_settings  # noqa: F401 (autouse fixture)
 from workflows.models import AuditEvent, Release
 
 pytestmark = pytest.mark.django_db
-WAR = b"PK\x03\x04 the orders web archive"
-WAR_SHA = hashlib.sha256(WAR).hexdigest()
-REGISTRY = "registry.internal:5000"
 URL = "https://artifacts.example.com/orders/1.4.2/orders.war"
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.SLIPWAY_REGISTRY = REGISTRY
-    settings.SLIPWAY_PACKAGE_HOSTS = ["artifacts.example.com"]
-    settings.SLIPWAY_PACKAGE_MAX_BYTES = 1000
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
+@pytest.fixture
+def media(settings):
+    return settings.MEDIA_ROOT  # a temporary folder: build_settings (autouse) set it
 
 
 @pytest.fixture
