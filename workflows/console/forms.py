@@ -51,9 +51,10 @@ class ReleaseForm(forms.Form):
         required=False, label="Package upload",
         help_text="e.g. orders-1.4.2.war; its name is its file name in the image.",
     )
-    package_url = forms.CharField(required=False, max_length=2000, label="Or package URL")
+    package_url = forms.CharField(required=False, max_length=2000, label="Or package URL",
+                                  widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false"}))
     package_sha256 = forms.RegexField(
-        SHA256, required=False, label="Package sha256",
+        SHA256, required=False, label="Package sha256", widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false"}),
         help_text="Optional for a URL: the build refuses a download with another sha256.",
         error_messages={"invalid": "Use 64 lowercase hexadecimal digits, as sha256sum prints them."},
     )
