@@ -101,9 +101,12 @@ def budget_alert_payload(alert: BudgetAlert) -> dict[str, Any]:
 # -- usage ---------------------------------------------------------------------------
 
 
-def usage_latest(*, application_id: int, environment_id: int) -> UsageSample | None:
+def usage_latest(*, application_id: int, environment_id: int, since: datetime | None = None) -> UsageSample | None:
+    samples = UsageSample.objects.filter(application_id=application_id, environment_id=environment_id)
+    if since is not None:
+        samples = samples.filter(sampled_at__gte=since)
     return (
-        UsageSample.objects.filter(application_id=application_id, environment_id=environment_id)
+        samples
         .order_by("-sampled_at")
         .first()
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from deployments import changes
 from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PROJECT_LABEL
 from deployments.models import Application, Cluster, Environment
-from deployments.services import cluster_client
+from deployments.services import cluster_client, revision_live
 from deployments.validators import parse_cpu, parse_memory
 from paas_site.errors import ApplicationError, ExternalError
 
@@ -170,14 +170,8 @@ def _sample_of(
             labels.get(PROJECT_LABEL), labels.get(NAME_LABEL), labels.get(ENVIRONMENT_LABEL),
         )
         return None
-    spec = deployment.get("spec") or {}
-    cpu = memory = Decimal(0)
     try:
-        replicas = int(spec.get("replicas", 1))
-        for container in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []:
-            requests = (container.get("resources") or {}).get("requests") or {}
-            cpu += parse_cpu(str(requests["cpu"])) if "cpu" in requests else 0
-            memory += parse_memory(str(requests["memory"])) if "memory" in requests else 0
+        replicas, cpu, memory = deployment_requests(deployment)
     except (ValidationError, TypeError, ValueError) as exc:  # a hand-edited object must not stop the others
         logger.warning("metering: skipping %s: unreadable resource requests: %s", where, exc)
         return None
@@ -186,6 +180,18 @@ def _sample_of(
         sampled_at=sampled_at, interval_seconds=interval, replicas=replicas,
         cpu_cores=cpu * replicas, memory_gib=pricing.gib(memory * replicas), exposed=application.exposed,
     )
+
+
+def deployment_requests(deployment: dict[str, Any]) -> tuple[int, Decimal, Decimal]:
+    """A Deployment's replicas and what each replica requests: (replicas, cores, memory bytes)."""
+    spec = deployment.get("spec") or {}
+    cpu = memory = Decimal(0)
+    replicas = int(spec.get("replicas", 1))
+    for container in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        cpu += parse_cpu(str(requests["cpu"])) if "cpu" in requests else 0
+        memory += parse_memory(str(requests["memory"])) if "memory" in requests else 0
+    return replicas, cpu, memory
 
 
 # -- rating --------------------------------------------------------------------------
@@ -307,29 +313,23 @@ def budget_alert_mark_notified(*, alert_id: int) -> None:
 def release_cost_impact(*, application: Application, environment: Environment, replicas: int | None = None) -> dict[str, Any]:
     """Monthly cost (730 h) of running ``replicas`` × the application's requests, against what runs now.
 
-    "Now" is the latest usage sample of the application in the environment
-    (nothing if never metered); both are priced at the prices in force now.
-    Without a price book, ``priced`` is false and the amounts are ``None``.
+    "Now" is what :func:`usage_running` finds; both are priced at the prices
+    in force now. Without a price book, ``priced`` is false and the amounts
+    are ``None``.
     """
     replicas = application.replicas if replicas is None else replicas
     proposed = pricing.monthly_usage(
         cpu_per_replica=parse_cpu(application.cpu_request), memory_bytes_per_replica=parse_memory(application.memory_request),
         replicas=replicas, exposed=application.exposed,
     )
-    latest = selectors.usage_latest(application_id=application.id, environment_id=environment.id)
-    current = pricing.Usage(
-        cpu_cores=latest.cpu_cores if latest else Decimal(0),
-        memory_gib=latest.memory_gib if latest else Decimal(0),
-        seconds=proposed.seconds,
-        exposed=bool(latest and latest.exposed and latest.replicas),
-    )
+    running_replicas, current = usage_running(application=application, environment=environment)
     book = selectors.price_book_in_force(environment=environment, at=timezone.now())
     impact: dict[str, Any] = {
         "priced": book is not None,
         "currency": book.currency if book else None,
         "price_book": book.name if book else None,
         "hours": pricing.HOURS_PER_MONTH,
-        "current": {"replicas": latest.replicas if latest else 0, "cpu_cores": current.cpu_cores,
+        "current": {"replicas": running_replicas, "cpu_cores": current.cpu_cores,
                     "memory_gib": current.memory_gib, "monthly_cost": None},
         "proposed": {"replicas": replicas, "cpu_cores": proposed.cpu_cores, "memory_gib": proposed.memory_gib,
                      "monthly_cost": None},
@@ -345,6 +345,29 @@ def release_cost_impact(*, application: Application, environment: Environment, r
     impact["proposed"]["monthly_cost"] = new_cost
     impact["delta"] = new_cost - now_cost
     return impact
+
+
+def usage_running(*, application: Application, environment: Environment) -> tuple[int, pricing.Usage]:
+    """The replicas running now and a 730-hour month of what they request.
+
+    That is the latest sample metered since the live revision was recorded,
+    else (not metered since the deploy) that revision's Deployment as applied;
+    nothing when no revision is live (never deployed, or decommissioned).
+    Samples older than the live revision describe what ran before it, or what
+    was removed since, and must not count as "now".
+    """
+    live = revision_live(application=application, environment=environment)
+    latest = live and selectors.usage_latest(application_id=application.id, environment_id=environment.id,
+                                             since=live.created_at)
+    if latest:
+        month = pricing.HOURS_PER_MONTH * pricing.SECONDS_PER_HOUR
+        return latest.replicas, pricing.Usage(cpu_cores=latest.cpu_cores, memory_gib=latest.memory_gib, seconds=month,
+                                              exposed=latest.exposed and latest.replicas > 0)
+    deployment = next((obj for obj in live.manifests if obj.get("kind") == "Deployment"), None) if live else None
+    running, cpu, memory = deployment_requests(deployment) if deployment else (0, Decimal(0), Decimal(0))
+    exposed = any(obj.get("kind") == "Ingress" for obj in live.manifests) if live else False
+    return running, pricing.monthly_usage(cpu_per_replica=cpu, memory_bytes_per_replica=memory, replicas=running,
+                                          exposed=exposed)
 
 
 def prices_of(book: PriceBook) -> pricing.Prices:

@@ -33,7 +33,7 @@ def release_queryset() -> QuerySet[Release]:
         release=OuterRef("pk"), decision=Decision.APPROVE, voided_at__isnull=True
     ).order_by().values("release").annotate(n=Count("id")).values("n")
     return Release.objects.select_related(
-        "application__project", "environment", "requested_by", "revision"
+        "application__project", "environment", "requested_by", "revision", "package"
     ).annotate(approvals_given=Coalesce(Subquery(approvals), 0)).order_by("-id")
 
 

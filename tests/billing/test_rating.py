@@ -3,9 +3,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from billing import selectors, services
 from billing.models import BudgetAlert, CostRecord
+from deployments.models import Revision
 from paas_site.errors import ApplicationError
 from tests.billing.factories import BudgetFactory, PriceBookFactory, UsageSampleFactory
 from tests.deployments.factories import ApplicationFactory, EnvironmentFactory
@@ -182,7 +184,9 @@ def test_release_cost_impact_compares_a_month_of_the_new_replicas_with_what_runs
     app = ApplicationFactory(project=project, name="web", cpu_request="250m", memory_request="512Mi", replicas=2)
     PriceBookFactory(environment=env, valid_from=datetime(2020, 1, 1, tzinfo=UTC), cpu_core_hour=D("0.04"),
                      memory_gib_hour=D("0.005"))
-    UsageSampleFactory(application=app, environment=env, sampled_at=datetime(2026, 1, 1, tzinfo=UTC), replicas=1,
+    # what runs: a live revision, metered since it was recorded
+    Revision.objects.create(application=app, environment=env, number=1, replicas=1, manifests=[], manifests_digest="d")
+    UsageSampleFactory(application=app, environment=env, sampled_at=timezone.now(), replicas=1,
                        cpu_cores=D("0.25"), memory_gib=D("0.5"))
 
     impact = services.release_cost_impact(application=app, environment=env, replicas=4)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from billing import services as billing
 from deployments.models import Environment
-from tests.billing.factories import PriceBookFactory, UsageSampleFactory
+from tests.billing.factories import PriceBookFactory
 from tests.deployments.factories import ApplicationFactory, MembershipFactory, UserFactory
 from tests.workflows.factories import PINNED, file_release, wait_final
 from workflows import services
@@ -32,7 +32,7 @@ def quick_pipeline(settings):
 
 
 @pytest.fixture
-def world(project, sandbox_cluster, worker, developer):
+def world(project, sandbox_cluster, worker, developer, settings):
     approvers = [MembershipFactory(project=project, role="approver", user=UserFactory(username=f"approver{n}")).user
                  for n in (1, 2)]
     approvers[1].is_staff = True  # signs off in the admin
@@ -46,9 +46,10 @@ def world(project, sandbox_cluster, worker, developer):
     for approver in approvers:
         services.approval_grant(release_id=first.id, actor=approver)
     assert wait_final(first, timeout=60).state == "succeeded", first.failure_reason
-    # a day of metered usage, for the cost report
+    # what runs, metered from the cluster (one sample standing for a day, so the report shows cents)
     PriceBookFactory(environment=prod, valid_from=timezone.now() - timezone.timedelta(days=40))
-    UsageSampleFactory(application=app, environment=prod, sampled_at=timezone.now())
+    settings.SLIPWAY_METERING_INTERVAL_SECONDS = 24 * 3600
+    billing.usage_meter()
     billing.cost_records_compute(day=timezone.localdate())
     return approvers, finance, prod, app
 
@@ -69,7 +70,8 @@ def test_file_approve_watch_roll_back_and_download_costs(live_server, browser_pa
     dev_page = browser_pages()
     sign_in(dev_page, base, "dev")
     dev_page.get_by_role("link", name="New release").first.click()
-    dev_page.get_by_label("Application").select_option(label="shop/api")
+    dev_page.get_by_label("Application").select_option(label="shop/api (prebuilt image)")
+    expect(dev_page.locator("#artifact-hint")).to_contain_text("shop/api runs a prebuilt image")  # htmx re-read it
     dev_page.get_by_label("Environment:", exact=True).select_option("prod")
     dev_page.get_by_label("Version").fill("2.0")
     dev_page.get_by_label("Prebuilt image").fill(PINNED.format(version="2.0"))
@@ -88,6 +90,8 @@ def test_file_approve_watch_roll_back_and_download_costs(live_server, browser_pa
     entry = first_approver.get_by_role("article").filter(has_text="shop/api 2.0 → prod")
     entry.get_by_text("What changes").click()
     expect(entry.locator(".config-changes")).to_contain_text("FEATURE_X")
+    # one replica of 100m and 128Mi runs and will run: 730 h × (0.1 × 0.04 + 0.125 × 0.005) EUR
+    expect(entry).to_contain_text("Monthly cost 3.38 → 3.38 EUR (change 0.00)")
     entry.get_by_label("Comment").fill("diff looks right")
     entry.get_by_role("button", name="Approve").click()
     expect(first_approver.get_by_role("status")).to_contain_text(f"You approved release #{release.id}")

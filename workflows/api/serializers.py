@@ -8,6 +8,7 @@ from paas_site.api import DateTimeField
 from ..models import AuditEvent, Release, StepRun
 
 VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z"  # the web console's release form checks the same
+COMMIT_PATTERN = r"^[\w.-]{1,64}\Z"
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -58,7 +59,7 @@ class ReleaseFileSerializer(serializers.Serializer):
                                         help_text="Or: an http(s) URL of the package on an allow-listed host.")
     package_sha256 = serializers.RegexField(r"^[a-f0-9]{64}$", required=False, allow_blank=True,
                                             help_text="The package's expected sha256 (64 lowercase hex digits).")
-    commit = serializers.RegexField(r"^[\w.-]{1,64}$", required=False, allow_blank=True,
+    commit = serializers.RegexField(COMMIT_PATTERN, required=False, allow_blank=True,
                                     help_text="Source revision (e.g. a git commit), labelled on a built image.")
     config = ConfigField(required=False, default=dict)
     description = serializers.CharField(required=False, allow_blank=True, max_length=4000)

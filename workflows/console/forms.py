@@ -6,27 +6,36 @@ next to the field they name by :func:`attach_service_error`.
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 
 from deployments.models import Application, Environment, Project
+from deployments.packages import SHA256
 from paas_site.errors import ApplicationError
 
-from ..api.serializers import VERSION_PATTERN
+from ..api.serializers import COMMIT_PATTERN, VERSION_PATTERN
 
 MAX_CONFIG_FILES = 20
+
+
+class ApplicationChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Application) -> str:
+        return f"{obj} (built from {obj.base_image.display_name})" if obj.base_image_id else f"{obj} (prebuilt image)"
 
 
 class ReleaseForm(forms.Form):
     """What ``workflows.services.release_file`` takes, as a web form.
 
-    The artifact (where the code comes from) is the one part that varies by
-    application: today a prebuilt image. Image builds add a package upload or
-    URL + sha256 here: declare the fields, list them in ``ARTIFACT_FIELDS`` (the
-    template renders that fieldset from it) and return them from
-    :meth:`artifact` (the keyword arguments the service takes).
+    The artifact (where the code comes from) is the part that varies by
+    application: a prebuilt image, or for an application built from a base
+    image a package (uploaded with the form, or a URL + sha256) and a commit.
+    ``ARTIFACT_FIELDS`` lists them (the template renders that fieldset from it);
+    :meth:`artifact` returns them as the keyword arguments the service takes,
+    and :meth:`upload` the uploaded package file, if any.
     """
 
-    application = forms.ModelChoiceField(queryset=Application.objects.none(), empty_label="Choose an application")
+    application = ApplicationChoice(queryset=Application.objects.none(), empty_label="Choose an application")
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.order_by("rank", "name"), to_field_name="name", empty_label="Choose an environment"
     )
@@ -37,6 +46,21 @@ class ReleaseForm(forms.Form):
     image = forms.CharField(
         required=False, max_length=512, label="Prebuilt image",
         help_text="Leave empty to use the application's image repository tagged with the version.",
+    )
+    package_file = forms.FileField(
+        required=False, label="Package upload",
+        help_text="e.g. orders-1.4.2.war; its name is its file name in the image.",
+    )
+    package_url = forms.CharField(required=False, max_length=2000, label="Or package URL",
+                                  widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false"}))
+    package_sha256 = forms.RegexField(
+        SHA256, required=False, label="Package sha256", widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false"}),
+        help_text="Optional for a URL: the build refuses a download with another sha256.",
+        error_messages={"invalid": "Use 64 lowercase hexadecimal digits, as sha256sum prints them."},
+    )
+    commit = forms.RegexField(
+        COMMIT_PATTERN, required=False, max_length=64, help_text="Source revision (e.g. a git commit), labelled on the image.",
+        error_messages={"invalid": "Use up to 64 letters, digits, '_', '.' or '-'."},
     )
     env = forms.CharField(
         required=False, strip=False, label="Environment variables", help_text="One NAME=value per line.",
@@ -49,14 +73,51 @@ class ReleaseForm(forms.Form):
         help_text="Empty: start as soon as it is approved and its lane is free.",
     )
 
-    ARTIFACT_FIELDS = ["image"]
+    ARTIFACT_FIELDS = ["image", "package_file", "package_url", "package_sha256", "commit"]
 
     def __init__(self, *args: Any, applications: QuerySet[Application], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["application"].queryset = applications
+        self.fields["application"].queryset = applications.select_related("project", "base_image")
+        hosts = ", ".join(settings.SLIPWAY_PACKAGE_HOSTS) or "none are configured"
+        self.fields["package_url"].help_text = f"An http(s) URL on an allowed host ({hosts})."
+
+    def chosen_application(self) -> Application | None:
+        """The application picked so far (submitted, or preselected by the link that opened the form)."""
+        if hasattr(self, "cleaned_data"):
+            return self.cleaned_data.get("application")
+        try:
+            return self.fields["application"].clean(self["application"].value())
+        except forms.ValidationError:
+            return None
+
+    def artifact_hint(self) -> str:
+        """Which artifact fields apply to the chosen application."""
+        app = self.chosen_application()
+        if app is None:
+            return ("An application built from a base image takes a package (upload it, or give its URL) and a "
+                    "commit; one with a prebuilt image takes the image.")
+        if app.base_image_id:
+            return (f"{app} is built from base image {app.base_image.display_name}: upload its package or give the "
+                    "package URL, and the commit. Slipway builds the image; leave the prebuilt image empty.")
+        default = f"empty for {app.image}:<version>" if app.image else "it has no repository to default to"
+        return f"{app} runs a prebuilt image: give the image ({default}), not a package."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        app = data.get("application")
+        if data.get("package_file") and data.get("package_url"):
+            self.add_error("package_url", "Upload a package or give its URL, not both.")
+        elif app is not None and app.base_image_id and not data.get("package_file") and not data.get("package_url") \
+                and "package_file" not in self.errors:
+            self.add_error("package_file", f"{app} is built from base image {app.base_image.display_name}: "
+                                           "upload its package or give its URL.")
+        return data
 
     def artifact(self) -> dict[str, Any]:
-        return {"image": self.cleaned_data["image"]}
+        return {name: self.cleaned_data[name] for name in ("image", "package_url", "package_sha256", "commit")}
+
+    def upload(self) -> UploadedFile | None:
+        return self.cleaned_data.get("package_file")
 
     def clean_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -118,6 +179,10 @@ ConfigFileFormSet = forms.formset_factory(
 )
 
 
+# the package upload's and the release's names for the form's upload field
+SERVICE_FIELDS = {"file": "package_file", "package": "package_file"}
+
+
 def attach_service_error(exc: ApplicationError, form: ReleaseForm, files: BaseConfigFileFormSet) -> None:
     """Put a service's field errors next to their fields; anything else above the form."""
     fields = exc.extra.get("fields") or {}
@@ -136,8 +201,8 @@ def attach_service_error(exc: ApplicationError, form: ReleaseForm, files: BaseCo
                     target.add_error("name", reason)
                 else:
                     form.add_error(None, f"file {name}: {reason}")
-            elif key in form.fields:
-                form.add_error(key, reason)
+            elif SERVICE_FIELDS.get(key, key) in form.fields:
+                form.add_error(SERVICE_FIELDS.get(key, key), reason)
             else:
                 form.add_error(None, f"{key}: {reason}")
 

@@ -8,6 +8,7 @@ from .releases import (
     release_cancel,
     release_change,
     release_file,
+    release_file_with_upload,
     release_retry,
     release_rollback,
 )
@@ -15,6 +16,6 @@ from .releases import (
 __all__ = [
     "StepRetry", "application_decommission", "application_scale", "approval_grant", "approval_reject",
     "lane_advance", "lane_wait_reason", "lanes_advance_due", "middleware_instantiate", "middleware_release",
-    "release_cancel", "release_change", "release_file",
+    "release_cancel", "release_change", "release_file", "release_file_with_upload",
     "release_retry", "release_rollback", "step_run", "steps_reap",
 ]

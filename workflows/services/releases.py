@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, NoReturn
 
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -12,7 +13,7 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment, Package
 from deployments.packages import SHA256, package_url_check
 from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
-from deployments.services import build_repository
+from deployments.services import build_repository, package_upload
 from deployments.validators import validate_image_reference
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, NotAllowed
@@ -62,6 +63,23 @@ def release_file(
         else:
             notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
+
+
+def release_file_with_upload(*, actor: Actor, application: Application, upload: UploadedFile, **release: Any) -> Release:
+    """Store an uploaded package and file the release that builds it: both or neither.
+
+    The package row rolls back with a refused release, but its file is not in the
+    database: it is deleted here, so a refused release leaves no orphan upload.
+    """
+    package = None
+    try:
+        with transaction.atomic():
+            package = package_upload(project=application.project, file=upload, actor=actor)
+            return release_file(actor=actor, application=application, package=package, **release)
+    except BaseException:
+        if package is not None:
+            package.file.delete(save=False)
+        raise
 
 
 def release_change(

@@ -87,12 +87,16 @@ def fileable_applications(user) -> QuerySet[Application]:
 def release_new(request: HttpRequest) -> HttpResponse:
     applications = fileable_applications(request.user)
     if request.method == "POST":
-        form = ReleaseForm(request.POST, applications=applications)
+        form = ReleaseForm(request.POST, request.FILES, applications=applications)
         files = ConfigFileFormSet(request.POST, prefix="files")
         if form.is_valid() and files.is_valid():
+            arguments = form.service_arguments(files.config_files())
             try:
-                release = services.release_file(actor=request.user, via="console",
-                                                 **form.service_arguments(files.config_files()))
+                if form.upload():
+                    release = services.release_file_with_upload(actor=request.user, via="console",
+                                                                upload=form.upload(), **arguments)
+                else:
+                    release = services.release_file(actor=request.user, via="console", **arguments)
             except ApplicationError as exc:
                 attach_service_error(exc, form, files)
             else:
