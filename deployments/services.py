@@ -27,11 +27,13 @@ SMOKE_CHECK_TIMEOUT = 10
 
 
 def cluster_client(cluster: Cluster) -> KubeClient:
+    read_timeout = settings.SLIPWAY_CLUSTER_TIMEOUT_SECONDS
     return client_for(
         ClusterAccess(
             name=cluster.name, api_server=cluster.api_server, token=cluster.token,
             ca_certificate=cluster.ca_certificate, kubeconfig=cluster.kubeconfig,
-        )
+        ),
+        timeout=(min(5.0, read_timeout), read_timeout),
     )
 
 

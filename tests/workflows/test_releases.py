@@ -347,7 +347,7 @@ def test_the_reaper_fails_a_release_stuck_past_the_limit(developer, app, dev, se
 
     started.refresh_from_db()
     assert started.state == "failed"
-    assert started.failure_reason == "stuck in building for over 1 minutes; failed by the reaper"
+    assert started.failure_reason == "stuck in building for over 1 minute; failed by the reaper"
 
 
 def test_a_late_duplicate_step_delivery_does_nothing(developer, app, dev):
