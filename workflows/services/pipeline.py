@@ -363,8 +363,7 @@ def steps_reap() -> int:
     for release in Release.objects.filter(state__in=IN_FLIGHT).select_related("environment"):
         step = STEP_OF_STATE[release.state]
         last = release.steps.filter(step=step).order_by("-attempt").first()
-        since = _stuck_since(release, step)
-        if since and now - since > timedelta(seconds=settings.SLIPWAY_RELEASE_MAX_SECONDS):
+        if release.started_at and now - release.started_at > timedelta(seconds=_in_flight_limit(step)):
             _give_up_stuck(release.id, step)
             continue
         if last is None or (last.lease_expires_at and last.lease_expires_at <= now):
@@ -374,20 +373,14 @@ def steps_reap() -> int:
     return redriven
 
 
-def _stuck_since(release: Release, step: str) -> datetime | None:
-    """When the limit's clock started: the release's (latest) start, or for a rollback its first attempt since.
-
-    A rollback gets a budget of its own: one that inherited the failed release's
-    (for instance, after the reaper failed it) would be failed at once and leave
-    the failed release's objects in the cluster. ``None``: not attempted yet, re-drive it first.
-    """
-    if step != Step.ROLLBACK or release.started_at is None:
-        return release.started_at
-    attempts = release.steps.filter(step=step, started_at__gte=release.started_at)
-    return attempts.order_by("attempt").values_list("started_at", flat=True).first()
+def _in_flight_limit(step: str) -> int:
+    """Seconds a release may be in flight. A rollback gets a second budget: one that inherited the
+    failed release's (say, after the reaper failed it) would be failed at once and leave the
+    failed release's objects in the cluster."""
+    return settings.SLIPWAY_RELEASE_MAX_SECONDS * (2 if step == Step.ROLLBACK else 1)
 
 
-def duration_text(seconds: int) -> str:
+def _duration_text(seconds: int) -> str:
     """``3 seconds``, ``1 minute``, ``2 hours``: the largest unit that divides evenly, in words."""
     for unit, size in (("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
@@ -401,8 +394,7 @@ def _give_up_stuck(release_id: int, step: str) -> None:
     release = release_lock(release_id)
     if release.state not in IN_FLIGHT or STEP_OF_STATE[release.state] != step:
         return
-    limit = duration_text(settings.SLIPWAY_RELEASE_MAX_SECONDS)
-    reason = f"stuck in {release.state} for over {limit}; failed by the reaper"
+    reason = f"stuck in {release.state}: in flight for over {_duration_text(_in_flight_limit(step))}; failed by the reaper"
     release.steps.filter(step=step, status__in=[StepStatus.RUNNING, StepStatus.RETRYING]).update(
         status=StepStatus.FAILED, finished_at=timezone.now(), error=reason
     )
