@@ -103,21 +103,20 @@ def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
 def tasks_sent_to(*, queue: str, broker_url: str | None = None) -> Iterator[None]:
     """Send this process's tasks to ``queue`` (on another broker, if given), where only the test's worker listens."""
     conf = celery_app.conf
-    saved = conf.task_default_queue, conf.broker_url
+    saved = conf.task_default_queue, conf.broker_write_url
 
-    def reconnect() -> None:  # pools are built from the broker URL once; drop them
-        celery_app.pool.force_close_all()
+    def reconnect() -> None:  # the app keeps the pools of the URL it first used (kombu keeps them all): forget them
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
     conf.task_default_queue = queue
     if broker_url:
-        conf.broker_url = broker_url
+        conf.broker_write_url = broker_url  # what sending uses (``broker_url`` is shadowed by the Django setting)
         reconnect()
     try:
         yield
     finally:
-        conf.task_default_queue, conf.broker_url = saved
+        conf.task_default_queue, conf.broker_write_url = saved
         if broker_url:
             reconnect()
 
