@@ -222,7 +222,7 @@ def _record(
     application: Application, environment: Environment, kind: str, objects: list[dict[str, Any]], **fields: Any
 ) -> Revision:
     # Lock the application so concurrent recorders cannot pick the same number.
-    Application.objects.select_for_update().get(id=application.id)
+    Application.objects.select_for_update(no_key=True).get(id=application.id)  # as the pipeline's lane lock
     last = Revision.objects.filter(application=application, environment=environment).order_by("-number").first()
     return Revision.objects.create(
         application=application, environment=environment, number=(last.number + 1) if last else 1, kind=kind,

@@ -43,15 +43,19 @@ class StepRetry(Exception):
         self.countdown, self.cause = countdown, cause
 
 
+# Row locks here are FOR NO KEY UPDATE of the row itself: they serialize the services with each other but
+# never block the KEY SHARE locks that PostgreSQL's foreign-key checks take at commit. A plain FOR UPDATE
+# (which, with select_related, also locks every joined row: environment, project, cluster) deadlocks
+# against a transaction that holds the audit chain head and commits a row referencing one of them.
 def lane_lock(application_id: int) -> None:
     """Take the first lock of the order: the application row. Call inside ``atomic``."""
-    Application.objects.select_for_update().get(id=application_id)
+    Application.objects.select_for_update(no_key=True).get(id=application_id)
 
 
 def release_lock(release_id: int) -> Release:
     """Lock a release (after its application, to keep the locking order). Call inside ``atomic``."""
     lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
-    return Release.objects.select_for_update().select_related(
+    return Release.objects.select_for_update(of=("self",), no_key=True).select_related(
         "application__project", "environment__cluster"
     ).get(id=release_id)
 
