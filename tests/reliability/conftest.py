@@ -109,6 +109,9 @@ def tasks_sent_to(*, queue: str, broker_url: str | None = None) -> Iterator[None
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
+    # Celery builds its queue table once, from the default queue of that moment, and later workers of this
+    # process (the session's ``celery_worker``) consume from it: build it now, and take our queue out after.
+    queues = celery_app.amqp.queues
     conf.task_default_queue = queue
     if broker_url:
         conf.broker_write_url = broker_url  # what sending uses (``broker_url`` is shadowed by the Django setting)
@@ -117,6 +120,7 @@ def tasks_sent_to(*, queue: str, broker_url: str | None = None) -> Iterator[None
         yield
     finally:
         conf.task_default_queue, conf.broker_write_url = saved
+        queues.pop(queue, None)
         if broker_url:
             reconnect()
 
