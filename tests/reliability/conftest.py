@@ -157,11 +157,6 @@ class RedisServer:
         except OSError:
             return False
 
-    def keys(self) -> int:
-        import redis
-
-        return redis.Redis(port=self.port).dbsize()
-
 
 @pytest.fixture
 def redis_server(tmp_path) -> Iterator[Callable[..., RedisServer]]:

@@ -37,7 +37,7 @@ def lane(project):
     ("503", "cluster sandbox unavailable (apply Namespace shop-dev): HTTP 503: The API server is temporarily unavailable"),
     ("429", "cluster sandbox unavailable (apply Namespace shop-dev): HTTP 429: Too many requests"),
     ("hang", "cluster sandbox unreachable: Read timed out. (read timeout=0.3)"),
-])
+], ids=["503", "429", "hang"])
 def test_a_cluster_failing_past_the_retry_budget_fails_the_release_clearly(
         mode, reason, lane, sandbox_cluster, sandbox, worker, settings):
     settings.SLIPWAY_CLUSTER_TIMEOUT_SECONDS = 0.3

@@ -287,11 +287,13 @@ def test_audit_endpoint_filters_by_release_and_hides_other_projects(api, develop
 
 # -- races -----------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
-def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, app):
+def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, app, worker):
     prod = Environment.objects.create(name="prod", cluster=ClusterFactory(), required_approvals=1)
     developer = MembershipFactory(project=project, role="developer").user
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
-    release = file_release(actor=developer, application=app, environment=prod)
+    # scheduled later: the worker (drained before the flush) must not start it against a cluster that is not there
+    release = file_release(actor=developer, application=app, environment=prod,
+                           scheduled_at=timezone.now() + timedelta(hours=1))
     barrier, outcomes = threading.Barrier(2), []
 
     def approve(user):
