@@ -278,10 +278,11 @@ _clients: dict[str, tuple[str, KubeClient]] = {}
 _clients_lock = threading.Lock()
 
 
-def client_for(access: ClusterAccess) -> KubeClient:
-    """The cached client of a cluster; rebuilt when its URL or credentials change."""
+def client_for(access: ClusterAccess, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> KubeClient:
+    """The cached client of a cluster; rebuilt when its URL, credentials or timeout change."""
+    key = f"{access.fingerprint}:{timeout}"
     with _clients_lock:
         cached = _clients.get(access.name)
-        if cached is None or cached[0] != access.fingerprint:
-            cached = _clients[access.name] = (access.fingerprint, KubeClient(access))
+        if cached is None or cached[0] != key:
+            cached = _clients[access.name] = (key, KubeClient(access, timeout=timeout))
         return cached[1]

@@ -47,11 +47,13 @@ SMOKE_CHECK_TIMEOUT = 10
 
 
 def cluster_client(cluster: Cluster) -> KubeClient:
+    read_timeout = settings.SLIPWAY_CLUSTER_TIMEOUT_SECONDS
     return client_for(
         ClusterAccess(
             name=cluster.name, api_server=cluster.api_server, token=cluster.token,
             ca_certificate=cluster.ca_certificate, kubeconfig=cluster.kubeconfig,
-        )
+        ),
+        timeout=(min(5.0, read_timeout), read_timeout),
     )
 
 
@@ -289,7 +291,7 @@ def _record(
     application: Application, environment: Environment, kind: str, objects: list[dict[str, Any]], **fields: Any
 ) -> Revision:
     # Lock the application so concurrent recorders cannot pick the same number.
-    Application.objects.select_for_update().get(id=application.id)
+    Application.objects.select_for_update(no_key=True).get(id=application.id)  # as the pipeline's lane lock
     last = Revision.objects.filter(application=application, environment=environment).order_by("-number").first()
     return Revision.objects.create(
         application=application, environment=environment, number=(last.number + 1) if last else 1, kind=kind,

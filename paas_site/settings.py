@@ -231,6 +231,8 @@ SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "1
 # An in-flight release older than this is failed by the reaper with a clear reason.
 SLIPWAY_RELEASE_MAX_SECONDS = int(os.environ.get("SLIPWAY_RELEASE_MAX_SECONDS", str(2 * 3600)))
 SLIPWAY_VERIFY_POLL_SECONDS = float(os.environ.get("SLIPWAY_VERIFY_POLL_SECONDS", "1"))
+# How long one Kubernetes API request may take before it counts as a (transient) failure.
+SLIPWAY_CLUSTER_TIMEOUT_SECONDS = float(os.environ.get("SLIPWAY_CLUSTER_TIMEOUT_SECONDS", "30"))
 
 # --- Image builds ---------------------------------------------------------------
 # The OCI registry built images are pushed to, as {registry}/{project}/{application}:{version}.

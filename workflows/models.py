@@ -144,7 +144,7 @@ class Release(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=S.APPROVED, target=RETURN_VALUE(*STATE_OF_STEP.values()))
     def start(self) -> str:
-        self.started_at = self.started_at or timezone.now()
+        self.started_at = timezone.now()  # of this run: a retried release gets the reaper's full budget again
         step, self.resume_step = self.resume_step or Step.BUILD, ""
         return STATE_OF_STEP[step]
 

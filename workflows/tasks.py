@@ -1,8 +1,9 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
@@ -11,6 +12,14 @@ from .services import pipeline
 from .services.notifications import budget_alerts_notify, webhook_deliver
 
 logger = logging.getLogger(__name__)
+# The database connection broke (server restarted, connection killed, network): transient.
+DATABASE_LOST = (OperationalError, InterfaceError)
+
+
+def retry_on_a_new_connection(task: Task, exc: Exception):
+    """Every write is in a transaction that rolled back with the connection: drop it and run the task again."""
+    close_old_connections()  # the broken connection is marked unusable; the retry opens a fresh one
+    return task.retry(countdown=pipeline.retry_delay(task.request.retries), exc=exc)
 
 
 @shared_task(bind=True, name="workflows.release_step", acks_late=True, max_retries=None)
@@ -22,14 +31,21 @@ def release_step_task(self, release_id: int, step: str, correlation_id: str = ""
             raise self.retry(countdown=retry.countdown, exc=retry.cause) from None
         except ObjectDoesNotExist:
             logger.warning("release %s no longer exists; dropping its %s step", release_id, step)
+        except DATABASE_LOST as exc:
+            logger.warning("database connection lost during the %s step of release %s: %s", step, release_id, exc)
+            raise retry_on_a_new_connection(self, exc) from None
 
 
-@shared_task(name="workflows.lane_advance", acks_late=True)
-def lane_advance_task(application_id: int, environment_id: int) -> None:
+# bounded: the beat's lanes_advance_due starts what a given-up advance left behind
+@shared_task(bind=True, name="workflows.lane_advance", acks_late=True, max_retries=8)
+def lane_advance_task(self, application_id: int, environment_id: int) -> None:
     try:
         pipeline.lane_advance(application_id=application_id, environment_id=environment_id)
     except ObjectDoesNotExist:
         logger.warning("application %s no longer exists; nothing to advance", application_id)
+    except DATABASE_LOST as exc:
+        logger.warning("database connection lost advancing lane %s/%s: %s", application_id, environment_id, exc)
+        raise retry_on_a_new_connection(self, exc) from None
 
 
 @shared_task(name="workflows.lanes_advance_due")

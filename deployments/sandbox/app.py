@@ -174,7 +174,7 @@ class SandboxApp:
             if not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
                 raise forbidden("the sandbox control endpoints only answer loopback clients")
         else:
-            fault = self._faults.take()
+            fault = self._faults.take(request.method)
             if fault is not None:
                 raise fault
             self._authenticate(request)
@@ -200,7 +200,8 @@ class SandboxApp:
             self._faults.clear()
         else:
             body = _decode(request)
-            self._faults.inject(str(body.get("mode")), body.get("count", 1), body.get("hang_seconds", 5.0))
+            self._faults.inject(str(body.get("mode")), body.get("count", 1), body.get("hang_seconds", 5.0),
+                               body.get("method"))
         return _json({"fault": self._faults.describe()})
 
     def _control_reset(self, request: Request) -> Response:

@@ -1,9 +1,11 @@
 """Injected API failures, so retry and timeout handling can be tested for real.
 
 A fault covers the next N Kubernetes API requests (the sandbox's own `/sandbox/`
-endpoints are never affected): `503` answers ServiceUnavailable, `429` answers
-TooManyRequests with `Retry-After: 1`, and `hang` holds the request for
-`hang_seconds` before answering 503, to trigger client timeouts.
+endpoints are never affected), or only the next N with one HTTP `method` (so a
+test can hit, say, the DELETEs of a rollback and nothing before it): `503`
+answers ServiceUnavailable, `429` answers TooManyRequests with `Retry-After: 1`,
+and `hang` holds the request for `hang_seconds` before answering 503, to
+trigger client timeouts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass
 from .errors import ApiError, bad_request, service_unavailable, too_many_requests
 
 MODES = ("503", "429", "hang")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class Fault:
     mode: str
     remaining: int
     hang_seconds: float
+    method: str | None = None  # None: every request
 
 
 class FaultInjector:
@@ -32,16 +36,18 @@ class FaultInjector:
         # Set on shutdown so hanging requests finish at once instead of holding up the server.
         self._released = threading.Event()
 
-    def inject(self, mode: str, count: int, hang_seconds: float = 5.0) -> None:
-        """Make the next `count` API requests fail in `mode` (replacing any pending fault)."""
+    def inject(self, mode: str, count: int, hang_seconds: float = 5.0, method: str | None = None) -> None:
+        """Make the next `count` API requests (with `method`, if given) fail in `mode`, replacing any pending fault."""
         if mode not in MODES:
             raise bad_request(f"unknown fault mode {mode!r}; expected one of {', '.join(MODES)}")
         if not isinstance(count, int) or count < 1:
             raise bad_request("fault count must be a positive integer")
         if not isinstance(hang_seconds, int | float) or hang_seconds < 0:
             raise bad_request("hang_seconds must be a non-negative number")
+        if method is not None and method not in METHODS:
+            raise bad_request(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
         with self._lock:
-            self._fault = Fault(mode, count, float(hang_seconds))
+            self._fault = Fault(mode, count, float(hang_seconds), method)
 
     def clear(self) -> None:
         with self._lock:
@@ -55,17 +61,17 @@ class FaultInjector:
         with self._lock:
             return asdict(self._fault) if self._fault else None
 
-    def take(self) -> ApiError | None:
+    def take(self, method: str) -> ApiError | None:
         """Consume one request's share of the pending fault; the error to answer with, if any.
 
         Hangs happen here, in the request's own thread, outside the lock.
         """
         with self._lock:
             fault = self._fault
-            if fault is None:
+            if fault is None or fault.method not in (None, method):
                 return None
             remaining = fault.remaining - 1
-            self._fault = Fault(fault.mode, remaining, fault.hang_seconds) if remaining else None
+            self._fault = Fault(fault.mode, remaining, fault.hang_seconds, fault.method) if remaining else None
         if fault.mode == "429":
             return too_many_requests()
         if fault.mode == "hang":

@@ -65,9 +65,9 @@ class SandboxCluster:
         self._controller.stop()
         self._server.server_close()
 
-    def inject_fault(self, mode: str, count: int = 1, hang_seconds: float = 5.0) -> None:
-        """Fail the next `count` API requests: mode "503", "429" or "hang" (see `faults`)."""
-        self.faults.inject(mode, count, hang_seconds)
+    def inject_fault(self, mode: str, count: int = 1, hang_seconds: float = 5.0, method: str | None = None) -> None:
+        """Fail the next `count` API requests (with `method`, if given): mode "503", "429" or "hang" (see `faults`)."""
+        self.faults.inject(mode, count, hang_seconds, method)
 
     def clear_faults(self) -> None:
         self.faults.clear()

@@ -521,6 +521,18 @@ def test_injected_503s_fail_then_the_api_recovers(core: client.CoreV1Api, http: 
     assert core.read_namespace("default").metadata.name == "default"
 
 
+def test_a_fault_for_one_method_spares_the_others(sandbox: SandboxCluster, core: client.CoreV1Api,
+                                                  namespace: str, http: Callable) -> None:
+    sandbox.inject_fault("503", 1, method="DELETE")
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}})
+    assert core.read_namespaced_config_map("cfg", namespace).metadata.name == "cfg"
+    with pytest.raises(ApiException) as error:
+        core.delete_namespaced_config_map("cfg", namespace)
+    assert error.value.status == 503
+    core.delete_namespaced_config_map("cfg", namespace)
+    assert http("POST", "/sandbox/faults", {"mode": "503", "method": "BREW"}).status == 400
+
+
 def test_injected_429_carries_retry_after(sandbox: SandboxCluster, core: client.CoreV1Api) -> None:
     sandbox.inject_fault("429", 1)
     with pytest.raises(ApiException) as error:

@@ -311,13 +311,13 @@ def test_the_release_list_pages_without_distinct_and_counts_without_the_approval
 
 # -- races -----------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
-def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, app):
+def test_two_approvers_at_the_same_moment_make_exactly_one_transition(project, app, worker):
     prod = Environment.objects.create(name="prod", cluster=ClusterFactory(), required_approvals=1)
     developer = MembershipFactory(project=project, role="developer").user
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
-    # scheduled later, so the session's Celery worker (if one runs) does not start it while the test data is flushed
+    # scheduled later: the worker (drained before the flush) must not start it against a cluster that is not there
     release = file_release(actor=developer, application=app, environment=prod,
-                           scheduled_at=timezone.now() + timedelta(days=1))
+                           scheduled_at=timezone.now() + timedelta(hours=1))
     barrier, outcomes = threading.Barrier(2), []
 
     def approve(user):
@@ -409,7 +409,45 @@ def test_the_reaper_fails_a_release_stuck_past_the_limit(developer, app, dev, se
 
     started.refresh_from_db()
     assert started.state == "failed"
-    assert started.failure_reason == "stuck in building for over 1 minutes; failed by the reaper"
+    assert started.failure_reason == "stuck in building: in flight for over 1 minute; failed by the reaper"
+
+
+def test_a_rollback_gets_a_budget_of_its_own(developer, app, dev, settings, django_capture_on_commit_callbacks):
+    settings.SLIPWAY_RELEASE_MAX_SECONDS = 60
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    Release.objects.filter(id=started.id).update(state="deploying", started_at=timezone.now() - timedelta(seconds=90))
+
+    with django_capture_on_commit_callbacks(execute=False):
+        pipeline.steps_reap()  # fails the deploy: the rollback starts
+        pipeline.steps_reap()  # the rollback is within its own budget
+    started.refresh_from_db()
+    assert (started.state, started.failure_reason) == (
+        "rolling_back", "stuck in deploying: in flight for over 1 minute; failed by the reaper")
+
+    Release.objects.filter(id=started.id).update(started_at=timezone.now() - timedelta(seconds=121))
+    with django_capture_on_commit_callbacks(execute=False):
+        pipeline.steps_reap()
+    started.refresh_from_db()
+    assert (started.state, started.failed_step) == ("failed", "rollback")
+    assert started.failure_reason == "stuck in rolling_back: in flight for over 2 minutes; failed by the reaper"
+
+
+def test_a_retried_release_gets_the_full_budget_again(developer, app, dev, settings, django_capture_on_commit_callbacks):
+    settings.SLIPWAY_RELEASE_MAX_SECONDS = 60
+    approved(developer, app, dev)
+    started = pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    Release.objects.filter(id=started.id).update(started_at=timezone.now() - timedelta(hours=3))
+    with django_capture_on_commit_callbacks(execute=False):
+        pipeline.steps_reap()
+    assert Release.objects.get(id=started.id).state == "failed"
+
+    with django_capture_on_commit_callbacks(execute=False):
+        services.release_retry(release_id=started.id, actor=developer)
+        pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+        pipeline.steps_reap()
+
+    assert Release.objects.get(id=started.id).state == "building"
 
 
 @pytest.mark.parametrize("waiting", [0, 1])

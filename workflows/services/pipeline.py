@@ -43,9 +43,13 @@ class StepRetry(Exception):
         self.countdown, self.cause = countdown, cause
 
 
+# Row locks here are FOR NO KEY UPDATE of the row itself: they serialize the services with each other but
+# never block the KEY SHARE locks that PostgreSQL's foreign-key checks take at commit. A plain FOR UPDATE
+# (which, with select_related, also locks every joined row: environment, project, cluster) deadlocks
+# against a transaction that holds the audit chain head and commits a row referencing one of them.
 def lane_lock(application_id: int) -> None:
     """Take the first lock of the order: the application row. Call inside ``atomic``."""
-    Application.objects.select_for_update().get(id=application_id)
+    Application.objects.select_for_update(no_key=True).get(id=application_id)
 
 
 def release_lock(release_id: int) -> Release:
@@ -57,7 +61,7 @@ def release_lock(release_id: int) -> Release:
     for the environment row while it holds the audit chain head.
     """
     lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
-    return Release.objects.select_for_update(of=("self",)).select_related(
+    return Release.objects.select_for_update(of=("self",), no_key=True).select_related(
         "application__project", "application__base_image", "environment__cluster"
     ).get(id=release_id)
 
@@ -148,8 +152,9 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
             _step_fail(run, f"{exc} (gave up after {retries + 1} attempts)")
             return
         countdown = retry_delay(retries)
-        _step_note_retry(run, str(exc), countdown)
-        raise StepRetry(countdown, exc) from exc
+        if _step_note_retry(run, str(exc), countdown):
+            raise StepRetry(countdown, exc) from exc
+        return
     except (PermanentError, ApplicationError) as exc:
         _step_fail(run, exc.message)
         return
@@ -175,10 +180,14 @@ def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
     now = timezone.now()
     last = release.steps.filter(step=step).order_by("-attempt").first()
     if last and last.status == StepStatus.RUNNING:
-        if last.lease_expires_at and last.lease_expires_at > now and last.task_id != task_id:
+        ours = bool(task_id) and last.task_id == task_id
+        if last.lease_expires_at and last.lease_expires_at > now and not ours:
             return None  # another worker holds the step
         last.status, last.finished_at = StepStatus.FAILED, now
-        last.error = last.error or "worker lost (lease expired); running the step again"
+        last.error = last.error or (
+            "interrupted (database connection lost); running the step again" if ours
+            else "worker lost (lease expired); running the step again"
+        )
         last.save(update_fields=["status", "finished_at", "error"])
     if step == Step.DEPLOY and last is None:
         release.replaced = deployments.revision_live(application=release.application, environment=release.environment)
@@ -190,12 +199,18 @@ def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
 
 
 @transaction.atomic
-def _step_note_retry(run: StepRun, error: str, countdown: float) -> None:
+def _step_note_retry(run: StepRun, error: str, countdown: float) -> bool:
+    """Record the transient error; ``False`` when the step is no longer ours to retry (reaped meanwhile)."""
+    release = release_lock(run.release_id)
+    run.refresh_from_db()
+    if release.state != STATE_OF_STEP[run.step] or run.status != StepStatus.RUNNING:
+        return False
     run.status, run.error = StepStatus.RETRYING, error
     run.finished_at = timezone.now()
     run.lease_expires_at = run.finished_at + timedelta(seconds=countdown + settings.SLIPWAY_STEP_LEASE_SECONDS)
     run.log += f"transient error: {error}; retrying in {countdown:.0f}s\n"
     run.save(update_fields=["status", "error", "finished_at", "lease_expires_at", "log"])
+    return True
 
 
 @transaction.atomic
@@ -376,7 +391,7 @@ def steps_reap() -> int:
     for release in Release.objects.filter(state__in=IN_FLIGHT).select_related("environment"):
         step = STEP_OF_STATE[release.state]
         last = release.steps.filter(step=step).order_by("-attempt").first()
-        if release.started_at and now - release.started_at > timedelta(seconds=settings.SLIPWAY_RELEASE_MAX_SECONDS):
+        if release.started_at and now - release.started_at > timedelta(seconds=_in_flight_limit(step)):
             _give_up_stuck(release.id, step)
             continue
         if last is None or (last.lease_expires_at and last.lease_expires_at <= now):
@@ -386,13 +401,28 @@ def steps_reap() -> int:
     return redriven
 
 
+def _in_flight_limit(step: str) -> int:
+    """Seconds a release may be in flight. A rollback gets a second budget: one that inherited the
+    failed release's (say, after the reaper failed it) would be failed at once and leave the
+    failed release's objects in the cluster."""
+    return settings.SLIPWAY_RELEASE_MAX_SECONDS * (2 if step == Step.ROLLBACK else 1)
+
+
+def _duration_text(seconds: int) -> str:
+    """``3 seconds``, ``1 minute``, ``2 hours``: the largest unit that divides evenly, in words."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 @transaction.atomic
 def _give_up_stuck(release_id: int, step: str) -> None:
     release = release_lock(release_id)
     if release.state not in IN_FLIGHT or STEP_OF_STATE[release.state] != step:
         return
-    limit = settings.SLIPWAY_RELEASE_MAX_SECONDS // 60
-    reason = f"stuck in {release.state} for over {limit} minutes; failed by the reaper"
+    reason = f"stuck in {release.state}: in flight for over {_duration_text(_in_flight_limit(step))}; failed by the reaper"
     release.steps.filter(step=step, status__in=[StepStatus.RUNNING, StepStatus.RETRYING]).update(
         status=StepStatus.FAILED, finished_at=timezone.now(), error=reason
     )
