@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
 
-from deployments.admin import AuditedAdmin
+from deployments.admin import AuditedAdmin, ReadOnlyAdmin
 from paas_site.errors import ApplicationError, ExternalError
 
 from . import selectors, services
@@ -88,7 +88,7 @@ class EnvironmentZoneAdmin(AuditedAdmin):
 
 
 @admin.register(Record)
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(ReadOnlyAdmin):
     """Records are written by the DNS services only; here they are read, and published again on demand."""
 
     list_display = ["name", "type", "content", "ttl", "zone", "application", "environment", "status", "updated_at"]
@@ -97,15 +97,6 @@ class RecordAdmin(admin.ModelAdmin):
     list_select_related = ["zone", "application__project", "environment"]
     readonly_fields = [field.name for field in Record._meta.fields]
     actions = ["publish_again"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Publish the selected records' applications again")
     def publish_again(self, request, queryset):
