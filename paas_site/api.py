@@ -1,5 +1,6 @@
 """Shared REST API building blocks: pagination, and input fields that answer 400 where Python would overflow."""
 import datetime
+import re
 from typing import Any
 
 import django_filters
@@ -14,6 +15,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 
 BIGINT_MAX = 2**63 - 1
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # str pairs are already joined, so any left is lone
 
 
 class Pagination(PageNumberPagination):
@@ -39,7 +41,7 @@ class JSONParser(parsers.JSONParser):
 def _lone_surrogate_at(value: Any, path: str) -> str | None:
     """The path of the first string (key or value) holding a lone surrogate, else None."""
     if isinstance(value, str):
-        return path if any("\ud800" <= char <= "\udfff" for char in value) else None
+        return path if _LONE_SURROGATE.search(value) else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         child = f"{path}.{key}" if path else str(key)
