@@ -38,7 +38,6 @@ class MiddlewareTemplate:
     resources: Callable[[Values], dict[str, Any]]  # Application fields (cpu/memory requests and limits, replicas)
     config: Callable[[Values], dict[str, dict[str, str]]]  # the release config: {"env": {...}, "files": {...}}
     connection: Callable[[str, Values, Values], dict[str, str]]  # (host, variables, secrets) -> settings
-    connection_keys: tuple[str, ...]
     secrets: tuple[str, ...] = ()  # generated per environment, never chosen by a user
     config_path: str = ""  # where the config files are mounted; "" = the platform's default
     args: tuple[str, ...] = ()  # container args; Kubernetes expands $(NAME) from the container's env
@@ -47,6 +46,11 @@ class MiddlewareTemplate:
     @property
     def defaults(self) -> dict[str, Any]:
         return {name: spec["default"] for name, spec in self.variables.items()}
+
+    @property
+    def connection_keys(self) -> tuple[str, ...]:
+        """The keys of the Secret ``<instance>-connection`` (the same for any host, variables and secrets)."""
+        return tuple(self.connection("host", self.defaults, {name: MASK for name in self.secrets}))
 
     def schema(self) -> dict[str, Any]:
         return {"type": "object", "properties": self.variables, "additionalProperties": False}
@@ -101,7 +105,6 @@ REDIS = MiddlewareTemplate(
         "REDIS_HOST": host, "REDIS_PORT": "6379", "REDIS_PASSWORD": s["password"],
         "REDIS_URL": f"redis://:{s['password']}@{host}:6379/0",
     },
-    connection_keys=("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_URL"),
 )
 
 ZOOKEEPER = MiddlewareTemplate(
@@ -128,7 +131,6 @@ ZOOKEEPER = MiddlewareTemplate(
     connection=lambda host, v, s: {
         "ZOOKEEPER_HOST": host, "ZOOKEEPER_PORT": "2181", "ZOOKEEPER_CONNECT": f"{host}:2181",
     },
-    connection_keys=("ZOOKEEPER_HOST", "ZOOKEEPER_PORT", "ZOOKEEPER_CONNECT"),
 )
 
 NGINX = MiddlewareTemplate(
@@ -156,7 +158,6 @@ NGINX = MiddlewareTemplate(
     )}},
     config_path="/etc/nginx/conf.d",
     connection=lambda host, v, s: {"NGINX_HOST": host, "NGINX_PORT": "8080", "NGINX_URL": f"http://{host}:8080"},
-    connection_keys=("NGINX_HOST", "NGINX_PORT", "NGINX_URL"),
 )
 
 TEMPLATES: dict[str, MiddlewareTemplate] = {t.name: t for t in (REDIS, ZOOKEEPER, NGINX)}
