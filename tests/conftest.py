@@ -55,6 +55,14 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def quick_pipeline(settings):
+    """Retries and rollout polls in fractions of a second, for tests that run the real pipeline."""
+    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
+    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
+    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
+
+
 # -- real components ---------------------------------------------------------------
 SANDBOX_TOKEN = "sandbox-test-token"
 

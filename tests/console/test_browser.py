@@ -21,14 +21,9 @@ from tests.workflows.factories import PINNED, file_release, wait_final
 from workflows import services
 from workflows.models import Release
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 PASSWORD = "correct horse battery staple"  # the UserFactory's
 FINISHED = 60_000  # ms: how long the browser may wait for the pipeline to finish
-
-
-@pytest.fixture(autouse=True)
-def quick_pipeline(settings):
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 @pytest.fixture

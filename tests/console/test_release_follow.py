@@ -9,13 +9,8 @@ from tests.deployments.factories import ApplicationFactory
 from tests.workflows.factories import file_release
 from workflows import services
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 BROKEN = "registry.example.com/shop/api:{version}-broken@sha256:" + "d" * 64
-
-
-@pytest.fixture(autouse=True)
-def quick_pipeline(settings):
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 @pytest.fixture

@@ -13,14 +13,11 @@ from workflows.services import pipeline
 
 from .conftest import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 
 
 @pytest.fixture(autouse=True)
-def quick_retries(settings):
-    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
-    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
+def few_retries(settings):
     settings.SLIPWAY_STEP_MAX_RETRIES = 2
 
 

@@ -23,14 +23,9 @@ from workflows.models import Approval, AuditEvent, Release
 
 from .conftest import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 THREADS, OPERATIONS = 20, 6
 EXPECTED = {200, 201, 403, 409}
-
-
-@pytest.fixture(autouse=True)
-def quick_pipeline(settings):
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, sandbox_cluster, worker):

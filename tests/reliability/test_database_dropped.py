@@ -18,15 +18,8 @@ from workflows.models import AuditEvent, Release, StepRun
 
 from .conftest import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 FORWARD = ["approved", "building", "deploying", "verifying", "succeeded"]
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(settings):
-    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
-    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 def terminate_other_connections() -> int:

@@ -27,10 +27,7 @@ WAR_SHA = hashlib.sha256(WAR).hexdigest()
 
 
 @pytest.fixture(autouse=True)
-def quick_pipeline(settings, registry, tmp_path):
-    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
-    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
+def registry_settings(settings, registry, tmp_path, quick_pipeline):
     settings.SLIPWAY_REGISTRY = registry.host
     settings.SLIPWAY_PACKAGE_HOSTS = ["127.0.0.1"]
     settings.MEDIA_ROOT = tmp_path / "media"

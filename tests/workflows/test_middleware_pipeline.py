@@ -11,13 +11,8 @@ from tests.workflows.factories import PINNED
 from tests.workflows.test_pipeline import wait_final
 from workflows.models import AuditEvent, Release, StepRun
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 URL = "/api/v1/projects/shop/middleware/"
-
-
-@pytest.fixture(autouse=True)
-def quick_pipeline(settings):
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 @pytest.fixture

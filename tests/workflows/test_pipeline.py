@@ -12,15 +12,8 @@ from workflows import services
 from workflows.audit import chain_verify
 from workflows.models import AuditEvent, Release
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 BROKEN = "registry.example.com/shop/api:{version}-broken@sha256:" + "d" * 64
-
-
-@pytest.fixture(autouse=True)
-def quick_pipeline(settings):
-    settings.SLIPWAY_RETRY_BASE_SECONDS = 0.2
-    settings.SLIPWAY_RETRY_MAX_SECONDS = 0.5
-    settings.SLIPWAY_VERIFY_POLL_SECONDS = 0.05
 
 
 @pytest.fixture
