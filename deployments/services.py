@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from paas_site.errors import ApplicationError, NotFound, PermanentError
+from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
 from . import builds, changes, manifests, middleware, packages
 from .base_images import BaseImageSpec, base_image_push
@@ -315,11 +315,10 @@ def package_upload(*, project: Project, file: UploadedFile, actor: Any) -> Packa
     project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
     problem = packages.package_name_check(file.name)
     if problem:
-        raise ApplicationError(f"file: the name {problem}", extra={"fields": {"file": [f"the name {problem}"]}})
+        raise invalid_fields({"file": [f"the name {problem}"]})
     limit = settings.SLIPWAY_PACKAGE_MAX_BYTES
     if file.size > limit:
-        reason = f"is {file.size} bytes; the limit is {limit} bytes."
-        raise ApplicationError(f"file: {reason}", extra={"fields": {"file": [reason]}})
+        raise invalid_fields({"file": [f"is {file.size} bytes; the limit is {limit} bytes."]})
     hasher = hashlib.sha256()
     for chunk in file.chunks():
         hasher.update(chunk)

@@ -16,7 +16,7 @@ from deployments.selectors import APPLICATION_EDITORS, project_require_role, pro
 from deployments.services import build_repository, package_upload
 from deployments.validators import validate_image_reference
 from paas_site.correlation import current_correlation_id
-from paas_site.errors import ApplicationError, Conflict, NotAllowed
+from paas_site.errors import ApplicationError, Conflict, NotAllowed, invalid_fields
 
 from .. import audit
 from ..audit import Actor
@@ -306,4 +306,4 @@ def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
 
 
 def _invalid(field: str, reason: str) -> NoReturn:
-    raise ApplicationError(f"{field}: {reason}", extra={"fields": {field: [reason]}})
+    raise invalid_fields({field: [reason]})
