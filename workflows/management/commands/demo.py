@@ -14,8 +14,6 @@ import shutil
 import socket
 import sys
 import threading
-import time
-import urllib.request
 
 import redis
 from django.conf import settings
@@ -25,6 +23,7 @@ from honcho.manager import Manager
 
 from paas_site.celery import app as celery_app
 
+from .release_sample import wait_for_http
 from .seed_demo import DEMO_USERS
 
 SANDBOX_TOKEN = "sandbox-token"
@@ -138,17 +137,3 @@ class Command(BaseCommand):
         users = ", ".join(username for username, _, _ in DEMO_USERS)
         self.stdout.write(f"Demo logins: {users}; password {self.password}")
 
-
-def wait_for_http(url: str, *, timeout: float) -> None:
-    """Until ``url`` answers at all (any HTTP status means the server is up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (a loopback URL of our own)
-            return
-        except OSError as exc:
-            if getattr(exc, "code", None):
-                return
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
