@@ -17,7 +17,14 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from dns.models import Record, Zone
 from tests.billing.factories import PriceBookFactory, UsageSampleFactory
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, ProjectFactory, UserFactory
+from tests.deployments.factories import (
+    ApplicationFactory,
+    EnvironmentFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    deploy_spec,
+)
 from tests.workflows.factories import PINNED, file_release
 from workflows import services
 from workflows.choices import ReleaseState, StepStatus
@@ -391,7 +398,8 @@ def running(project, sandbox_cluster):
     env = EnvironmentFactory(name="dev", cluster=sandbox_cluster, rollout_deadline_seconds=5, required_approvals=0)
     app = ApplicationFactory(project=project, name="web", replicas=2)
     revision = deployments.deployment_apply(application_id=app.id, environment_id=env.id, image=PINNED.format(version="1"),
-                                           config=ReleaseConfig(env={}, files={}), release="1")
+                                           config=ReleaseConfig(env={}, files={}), release="1",
+                                           spec=deploy_spec(app, env))
     deployments.deployment_verify(revision_id=revision.id, poll_interval=0.05)
     return app, env
 

@@ -90,3 +90,10 @@ def middleware_instance(project, template: str = "redis", name: str = "cache", *
         health_path=spec.health_path, **spec.resources(values),
     )
     return MiddlewareInstance.objects.create(application=application, template=template, variables=values)
+
+
+def deploy_spec(app: Application, env: Environment, *, hostname: str | None = None):
+    """The deploy spec a release of ``app`` to ``env`` would freeze now, as filing captures it."""
+    from deployments.snapshots import spec_capture
+
+    return spec_capture(application_id=app.id, environment_id=env.id, hostname=hostname)
