@@ -68,13 +68,19 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
     image = "registry.example.com/team/app"
 
 
+BASE_DIGEST = "sha256:" + "b" * 64
+
+
 def base_image(name: str = "tomcat") -> BaseImage:
-    """A catalog entry; recreated if a transactional test flushed the seeded catalog."""
+    """A catalog entry pinned by digest (filing needs no registry); recreated if a test flushed the catalog."""
     image, _ = BaseImage.objects.get_or_create(
         name=name,
         defaults={"display_name": name.title(), "image": f"slipway/base/{name}:1", "app_path": "/app",
                   "config_path": "/etc/app", "default_port": 8080},
     )
+    if "@" not in image.image:
+        image.image = f"{image.image}@{BASE_DIGEST}"
+        image.save(update_fields=["image"])
     return image
 
 
