@@ -123,9 +123,9 @@ class Release(ConcurrentTransitionMixin, models.Model):
         return bool(self.package_id or self.package_url)
 
     @property
-    def spec(self) -> DeploySpec:
-        """The deploy spec frozen when the release was filed."""
-        return DeploySpec.from_json(self.snapshot["spec"])
+    def spec(self) -> DeploySpec | None:
+        """The deploy spec frozen when the release was filed (None only for a row made without the services)."""
+        return DeploySpec.from_json(self.snapshot["spec"]) if self.snapshot.get("spec") else None
 
     @property
     def fingerprint(self) -> str:

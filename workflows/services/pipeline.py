@@ -306,7 +306,7 @@ def _build(release: Release) -> StepOutcome:
     to its digest at filing, a built one is layered onto the base image digest
     frozen then.
     """
-    spec = release.spec
+    spec = _spec(release)
     if release.builds_image:
         log, digest = _image_build(release, spec)
     elif release.image_digest:
@@ -322,6 +322,13 @@ def _build(release: Release) -> StepOutcome:
     if name:
         log.append(f"DNS name {name} is free or already ours")
     return StepOutcome(log, {"image_digest": digest})
+
+
+def _spec(release: Release) -> DeploySpec:
+    spec = release.spec
+    if spec is None:
+        raise PermanentError(f"release #{release.id} has no snapshot of what to run; file it again")
+    return spec
 
 
 def _image_build(release: Release, spec: DeploySpec) -> tuple[list[str], str]:
@@ -347,7 +354,7 @@ def _deploy(release: Release) -> StepOutcome:
         log = [f"re-applied revision #{release.rollback_to.number} as #{revision.number}"]
         return StepOutcome(log + _dns_sync(release, revision.manifests), {"revision": revision})
     revision = deployments.deployment_apply(
-        application_id=application.id, environment_id=environment.id, spec=release.spec,
+        application_id=application.id, environment_id=environment.id, spec=_spec(release),
         image=release.pinned_image,
         config=ReleaseConfig(env=release.config.get("env", {}), files=release.config.get("files", {})),
         release=str(release.id),
