@@ -265,3 +265,33 @@ def test_a_rollback_release_snapshots_the_revision_it_restores(developer, app, p
     assert rollback.snapshot["restores"] == {"revision": old.id, "number": 1, "manifests_digest": "d1",
                                              "image": old.image, "config_hash": old.config_hash}
     assert rollback.spec.replicas == 1 and rollback.cost_impact["proposed"]["replicas"] == 1
+
+
+def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_todays_rows(developer, app, prod):
+    import importlib
+
+    from django.apps import apps
+
+    from deployments.models import Revision
+
+    backfill = importlib.import_module("workflows.migrations.0007_release_snapshot_backfill").backfill
+    # given a release and a revision recorded before snapshots existed, and a rollback release restoring it
+    old = Revision.objects.create(application=app, environment=prod, number=1, image=PINNED.format(version="1.0"),
+                                  config_hash="h", replicas=1, manifests=[], manifests_digest="d1")
+    legacy = Release.objects.create(application=app, environment=prod, version="1.0", image=PINNED.format(version="1.0"),
+                                    config_hash="h")
+    rollback = Release.objects.create(application=app, environment=prod, version="1.0", image=old.image,
+                                      config_hash="h", rollback_to=old)
+    filed = file_release(actor=developer, application=app, environment=prod, version="2.0")
+    filed_snapshot = filed.snapshot
+
+    backfill(apps, None)
+
+    for row in (legacy, rollback, old, filed):
+        row.refresh_from_db()
+    assert legacy.snapshot["captured"] == "migration"
+    assert legacy.spec == filed.spec, "built from the same rows as a filing now"
+    assert rollback.snapshot["restores"] == {"revision": old.id, "number": 1, "manifests_digest": "d1",
+                                             "image": old.image, "config_hash": "h"}
+    assert old.spec == filed_snapshot["spec"]
+    assert filed.snapshot == filed_snapshot, "a release filed with a snapshot keeps it"
