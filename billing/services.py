@@ -314,7 +314,7 @@ def budget_alert_mark_notified(*, alert_id: int) -> None:
 def release_cost_impact(
     *, application: Application, environment: Environment, spec: DeploySpec, replicas: int | None = None
 ) -> dict[str, Any]:
-    """Monthly cost (730 h) of running ``replicas`` × the requests of a release's frozen spec, against what runs now.
+    """Monthly cost (730 h) of ``replicas`` × the requests of a release's frozen spec, against what runs now.
 
     The proposal comes from the spec (what approvers approve, not the live
     application); "now" is what :func:`usage_running` finds; both are priced

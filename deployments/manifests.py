@@ -15,7 +15,7 @@ from typing import Any
 from .images import parse_image_reference
 from .middleware import TEMPLATES, MiddlewareTemplate, connection_secret_name
 from .models import Application, Environment
-from .specs import DEFAULT_CONFIG_PATH, QUOTA_HARD, DeploySpec, UsedInstance  # noqa: F401 (the first two re-exported)
+from .specs import DeploySpec, UsedInstance
 
 Manifest = dict[str, Any]
 
@@ -333,7 +333,7 @@ def _container(
         if middleware.args:
             extra["args"] = list(middleware.args)
     if spec.uses:
-        extra["envFrom"] = [{"secretRef": {"name": connection_secret_name(instance.name)}} for instance in spec.uses]
+        extra["envFrom"] = [{"secretRef": {"name": connection_secret_name(used.name)}} for used in spec.uses]
     return {
         "name": spec.application,
         "image": image,
@@ -386,7 +386,8 @@ def _ingress(spec: DeploySpec) -> Manifest:
         "metadata": _metadata(spec.application, spec, _app_labels(spec)),
         "spec": {
             "ingressClassName": spec.ingress_class,
-            "rules": [{"host": spec.hostname, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}],
+            "rules": [{"host": spec.hostname,
+                       "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}],
         },
     }
 

@@ -364,7 +364,7 @@ def application_image_build(
     *, base_image: PinnedBaseImage | None, repository: str, version: str, package: packages.FetchedPackage,
     config_files: Mapping[str, str], env: Mapping[str, str], labels: Mapping[str, str],
 ) -> builds.BuiltImage:
-    """Build and push ``repository:version`` from the base image a release froze (pinned digest) and the package."""
+    """Build and push ``repository:version`` from the package and the base image a release froze (by digest)."""
     if base_image is None:
         raise PermanentError(f"{repository} has no base image to build on")
     spec = builds.BuildSpec(

@@ -28,6 +28,7 @@ def spec_capture(
         application, environment, namespace=manifests.namespace_name(application, environment),
         cluster=environment.cluster, hostname=hostname,
         allowed_callers=list(application.allowed_callers.values_list("name", flat=True)), uses=uses,
-        middleware=MiddlewareSpec(template=instance.template, variables=dict(instance.variables)) if instance else None,
+        middleware=MiddlewareSpec(template=instance.template, variables=dict(instance.variables))
+        if instance else None,
         base_image_digest=base_image_digest,
     )

@@ -102,7 +102,8 @@ class DeploySpec:
         data["uses"] = [asdict(used) for used in self.uses]
         data["quota"] = dict(self.quota)
         if self.middleware:
-            data["middleware"] = {"template": self.middleware.template, "variables": dict(self.middleware.variables)}
+            middleware = self.middleware
+            data["middleware"] = {"template": middleware.template, "variables": dict(middleware.variables)}
         return data
 
     @classmethod

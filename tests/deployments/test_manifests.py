@@ -8,7 +8,6 @@ import yaml
 
 from deployments.manifests import (
     CONFIG_HASH_ANNOTATION,
-    DEFAULT_CONFIG_PATH,
     INGRESS_CONTROLLER_NAMESPACE,
     ReleaseConfig,
     manifests_digest,
@@ -17,7 +16,7 @@ from deployments.manifests import (
     selector_labels,
 )
 from deployments.models import Application, BaseImage, Cluster, Environment, Project
-from deployments.specs import spec_build
+from deployments.specs import DEFAULT_CONFIG_PATH, spec_build
 
 # The newest Kubernetes schemas kubernetes-validate 1.37.0 ships.
 KUBERNETES_VERSION = "1.37"

@@ -295,3 +295,14 @@ def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_today
                                              "image": old.image, "config_hash": "h"}
     assert old.spec == filed_snapshot["spec"]
     assert filed.snapshot == filed_snapshot, "a release filed with a snapshot keeps it"
+
+
+def test_a_release_filed_before_pinning_cannot_be_approved_for_its_bare_tag(api, app, prod, approvers):
+    legacy = Release.objects.create(application=app, environment=prod, version="1.0", image=f"{app.image}:1.0",
+                                    config_hash="h", snapshot={"spec": {}, "captured": "migration"})
+
+    response = api.as_user(approvers[0]).post(f"/api/v1/releases/{legacy.id}/approve/")
+
+    assert response.status_code == 409, response.json()
+    assert response.json()["code"] == "release_not_pinned" and "file it again" in response.json()["message"]
+    assert not Approval.objects.exists()

@@ -311,6 +311,8 @@ def _build(release: Release) -> StepOutcome:
         log, digest = _image_build(release, spec)
     elif release.image_digest:
         digest = release.image_digest
+        if "@" not in release.image:  # resolved from a tag at filing: still there, whatever the tag says now
+            registry.digest_confirm(release.image, digest)
         log = [f"image {release.image} pinned to {digest} when the release was filed"]
     else:  # filed before releases pinned at filing (or a digest reference): resolving is harmless
         digest = registry.resolve_digest(release.image)

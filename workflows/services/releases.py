@@ -211,6 +211,8 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
             raise NotAllowed(f"You filed release #{release.id}; {release.environment.name} does not allow approving "
                              "your own release.", code="self_approval")
         _require_state(release, [ReleaseState.REQUESTED], f"{decision}d")
+        if decision == Decision.APPROVE:
+            _require_pinned(release)
         try:
             with transaction.atomic():
                 Approval.objects.create(
@@ -229,6 +231,17 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
         elif _approvals_missing(release) == 0:
             _approve(release, actor=actor, message=f"{release} approved: policy met")
     return release
+
+
+def _require_pinned(release: Release) -> None:
+    """Approvers approve digests, bytes and a spec: a release filed before those were pinned at filing cannot be
+    approved (it is filed again instead)."""
+    unpinned = (not release.snapshot.get("spec")
+                or (release.builds_image and not release.package_sha256)
+                or (not release.builds_image and not release.image_digest and "@" not in release.image))
+    if unpinned:
+        raise Conflict(f"Release #{release.id} was filed before releases pinned their image digest, package sha256 "
+                       "and deploy spec; file it again to approve what will run.", code="release_not_pinned")
 
 
 def _approvals_missing(release: Release) -> int:
