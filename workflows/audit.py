@@ -296,8 +296,8 @@ def _checkpoint_read(source: CheckpointRecord, report: ChainReport) -> chain.Che
     try:
         return chain.checkpoint_verify(source.record)
     except UnknownKey as exc:
-        report.add(CHECKPOINT, f"checkpoint {source.where} is signed with {exc}: configure that key again, "
-                               "or the checkpoint was forged")
+        report.add(CHECKPOINT, f"checkpoint {source.where} is signed with key id {exc.key_id!r}, which "
+                               "SLIPWAY_AUDIT_KEYS does not hold: configure that key again, or it was forged")
     except CheckpointInvalid as exc:
         report.add(CHECKPOINT, f"checkpoint {source.where} is not valid: {exc}")
     return None
