@@ -319,8 +319,11 @@ def _end_of_run(report: ChainReport, run: int, event_id: int | None) -> int:
 
 
 def _head_check(report: ChainReport, last_link: str) -> None:
-    head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first() or GENESIS_HASH
-    if head == last_link:
+    head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first()
+    if head is None and report.events:
+        report.add(HEAD_REWOUND, "the chain head row is missing: it was deleted")
+        return
+    if (head or GENESIS_HASH) == last_link:
         return
     named = AuditEvent.objects.filter(hash=head).values_list("id", flat=True).first()
     if named is not None:

@@ -128,6 +128,17 @@ def test_a_rewound_head_row_is_named():
     assert f"the chain head names event #{events[0].id}, but 2 later event(s) exist: the head row was rewound" in err
 
 
+def test_a_deleted_head_row_is_named():
+    record(2)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM workflows_auditchainhead")
+
+    status, _, err = verify()
+
+    assert status == 3
+    assert "the chain head row is missing: it was deleted" in err
+
+
 def test_a_chain_cut_and_rebuilt_after_a_checkpoint_is_named(settings):
     # the tail is removed and new events appended in its place: the ids the checkpoint names hold other events
     events = record(3)
