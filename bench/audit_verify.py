@@ -94,7 +94,7 @@ def main() -> None:
     rows = sum(1 for _ in AuditEvent.objects.order_by("id").values_list().iterator(chunk_size=5000))
     floor = time.perf_counter() - started
     print(f"   floor (read the same rows, no hashing): {rows:,} rows in {floor:.1f} s = {rows / floor:,.0f} rows/s")
-    print(f"   chain_verify ÷ floor: {took / floor:.1f}×")
+    print(f"   chain_check ÷ floor: {took / floor:.1f}×")
 
 
 if __name__ == "__main__":
