@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .middleware import TEMPLATES
+
 # The ResourceQuota each project namespace gets (a platform constant today; frozen per release all the same).
 QUOTA_HARD = {"requests.cpu": "8", "requests.memory": "16Gi", "limits.cpu": "16", "limits.memory": "32Gi",
               "pods": "100"}
@@ -89,8 +91,6 @@ class DeploySpec:
 
     @property
     def config_path(self) -> str:
-        from .middleware import TEMPLATES
-
         template = TEMPLATES.get(self.middleware.template) if self.middleware else None
         if template and template.config_path:
             return template.config_path
