@@ -132,3 +132,45 @@ def test_a_rollback_restores_the_revision_and_verifies_it_by_its_own_snapshot(wo
     assert rollback.state == "succeeded", rollback.failure_reason
     assert_runs_the_small_release(prod)
     assert rollback.revision.spec == first.revision.spec
+
+
+def file_scheduled(developer, app, env, image):
+    """A release filed with a tag, waiting for its schedule (so the test acts between approval and start)."""
+    return file_release(actor=developer, application=app, environment=env, image=image,
+                        scheduled_at=timezone.now() + timedelta(hours=1))
+
+
+def start(release):
+    Release.objects.filter(id=release.id).update(scheduled_at=None)
+    pipeline.lane_advance(application_id=release.application_id, environment_id=release.environment_id)
+    return wait_final(release)
+
+
+def test_a_tag_pushed_again_after_approval_does_not_change_what_deploys(world, registry):
+    developer, approver, prod, app = world
+    approved = registry.push_image("shop/api", "5.0")
+    # given a release of a tag, approved for the digest it had at filing
+    release = file_scheduled(developer, app, prod, f"{registry.host}/shop/api:5.0")
+    services.approval_grant(release_id=release.id, actor=approver)
+    # when someone pushes other bytes under the same tag before the release starts
+    pushed = registry.push_image("shop/api", "5.0", layers=2)
+    release = start(release)
+    # then the approved digest is what runs
+    assert release.state == "succeeded", release.failure_reason
+    assert (release.image_digest, pushed != approved) == (approved, True)
+    assert container(prod)["image"] == f"{registry.host}/shop/api:5.0@{approved}"
+
+
+def test_a_digest_deleted_from_the_registry_since_filing_fails_the_build_before_the_cluster(world, registry):
+    developer, approver, prod, app = world
+    digest = registry.push_image("shop/api", "6.0")
+    release = file_scheduled(developer, app, prod, f"{registry.host}/shop/api:6.0")
+    services.approval_grant(release_id=release.id, actor=approver)
+    registry._call("DELETE", f"{registry.url}/v2/shop/api/manifests/{digest}", data=b"")
+
+    release = start(release)
+
+    assert (release.state, release.failed_step) == ("failed", "build")
+    assert "not found" in release.failure_reason, release.failure_reason
+    with pytest.raises(ObjectNotFound):
+        kube(prod).read("Deployment", "api", "shop-prod")
