@@ -1,4 +1,5 @@
 """The process: releases, approvals, steps, freeze windows, hooks, and the audit trail."""
+import copy
 import hashlib
 from typing import Any
 from zoneinfo import available_timezones
@@ -116,6 +117,18 @@ class Release(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return f"release #{self.pk} {self.application.name} {self.version} → {self.environment.name}"
+
+    def save(self, *args, **kwargs):
+        filed = getattr(self, "_filed_snapshot", None)
+        if not self._state.adding and filed is not None and self.snapshot != filed:
+            raise ValueError("A release's snapshot is frozen when it is filed; file a new release instead.")
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        release = super().from_db(db, field_names, values)
+        release._filed_snapshot = copy.deepcopy(release.__dict__.get("snapshot"))
+        return release
 
     @property
     def builds_image(self) -> bool:

@@ -306,3 +306,16 @@ def test_a_release_filed_before_pinning_cannot_be_approved_for_its_bare_tag(api,
     assert response.status_code == 409, response.json()
     assert response.json()["code"] == "release_not_pinned" and "file it again" in response.json()["message"]
     assert not Approval.objects.exists()
+
+
+def test_a_filed_snapshot_cannot_be_saved_changed(developer, app, prod):
+    release = Release.objects.get(id=file_release(actor=developer, application=app, environment=prod).id)
+
+    release.snapshot["spec"]["replicas"] = 20
+    with pytest.raises(ValueError, match="frozen when it is filed"):
+        release.save()
+
+    release.refresh_from_db()
+    assert release.spec.replicas == 1
+    release.description = "other fields still change through the services"
+    release.save()
