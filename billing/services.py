@@ -20,6 +20,7 @@ from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABE
 from deployments.models import Application, Cluster, Environment
 from deployments.services import cluster_client, revision_live
 from deployments.validators import parse_cpu, parse_memory
+from paas_site.actors import BILLING, Actor
 from paas_site.errors import ApplicationError, ExternalError
 
 from . import pricing, selectors
@@ -28,9 +29,7 @@ from .models import Budget, BudgetAlert, CostRecord, MeteringGap, PriceBook, Usa
 
 logger = logging.getLogger(__name__)
 
-ACTOR = "system:billing"
 DEFAULT_METERING_INTERVAL_SECONDS = 300
-Actor = Any  # a user, or "system:<component>"
 
 
 # -- price books and budgets ---------------------------------------------------------
@@ -299,7 +298,7 @@ def _budget_alert_record(*, budget: Budget, threshold: int, spent: Decimal) -> B
     )
     if not created:
         return None
-    changes.recorder().object_created(actor=ACTOR, obj=alert)
+    changes.recorder().object_created(actor=BILLING, obj=alert)
     return alert
 
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from paas_site.actors import DEPLOY, Actor
 from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
 from . import builds, changes, manifests, middleware, packages
@@ -269,7 +270,7 @@ def _instance_connection(application: Application, environment: Environment) -> 
             defaults={"secrets": json.dumps(middleware.secrets_generate(instance.spec))},
         )
         if created:
-            changes.recorder().object_created(actor="system:deploy", obj=credentials)
+            changes.recorder().object_created(actor=DEPLOY, obj=credentials)
     return middleware.connection_settings(
         instance.spec, host=application.name, variables=instance.variables, secrets=credentials.values
     )
@@ -310,7 +311,7 @@ def build_repository(application: Application) -> str:
 
 
 @transaction.atomic
-def package_upload(*, project: Project, file: UploadedFile, actor: Any) -> Package:
+def package_upload(*, project: Project, file: UploadedFile, actor: Actor) -> Package:
     """Store an uploaded package with its sha256 (project developers and maintainers)."""
     project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
     problem = packages.package_name_check(file.name)
@@ -363,7 +364,7 @@ def application_image_build(
     return builds.image_build(spec, package)
 
 
-def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str, bool]]:
+def base_images_seed(*, registry: str, actor: Actor) -> list[tuple[BaseImage, str, bool]]:
     """Push the catalog's base images to ``registry`` and point the catalog at them (audited); idempotent.
 
     Returns ``(base image, digest, changed)`` per catalog entry.
@@ -385,7 +386,7 @@ def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str,
 
 
 @transaction.atomic
-def _base_image_point(base_image_id: int, image: str, actor: Any) -> tuple[BaseImage, bool]:
+def _base_image_point(base_image_id: int, image: str, actor: Actor) -> tuple[BaseImage, bool]:
     base = BaseImage.objects.select_for_update().get(id=base_image_id)
     if base.image == image:
         return base, False

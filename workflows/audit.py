@@ -10,11 +10,11 @@ import hmac
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
 from deployments.models import Application, Environment
+from paas_site.actors import WORKER, Actor, actor_label, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
@@ -22,7 +22,7 @@ from .choices import AuditAction
 from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical, audit_hash
 
 GENESIS_HASH = "0" * 64
-Actor = AbstractBaseUser | str  # a user, or "system:<component>"
+__all__ = ["Actor"]  # re-exported: callers name the actor type beside the writer
 
 
 def release_requested(*, actor: Actor, release: Release) -> AuditEvent:
@@ -61,7 +61,7 @@ def release_transitioned(*, actor: Actor, release: Release, from_state: str, mes
 
 def step_finished(*, release: Release, step_run: StepRun) -> AuditEvent:
     return _append(
-        actor="system:worker", action=AuditAction.STEP_FINISHED, target=release,
+        actor=WORKER, action=AuditAction.STEP_FINISHED, target=release,
         project_id=release.application.project_id, release_id=release.id,
         after={"step": step_run.step, "attempt": step_run.attempt, "status": step_run.status},
         message=step_run.error or f"{step_run.step} {step_run.status} (attempt {step_run.attempt})",
@@ -159,8 +159,8 @@ def _append(
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS_HASH})
     event = AuditEvent(
         created_at=timezone.now(),
-        actor=actor if isinstance(actor, str) else f"user:{actor.get_username()}",
-        actor_user_id=None if isinstance(actor, str) else actor.pk,
+        actor=actor_label(actor),
+        actor_user_id=getattr(actor_user(actor), "pk", None),
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),

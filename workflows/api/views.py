@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from deployments.api import operations
 from deployments.models import Application, MiddlewareInstance, Package
 from deployments.selectors import application_list, package_list, project_list
+from paas_site.actors import SystemActor
 from paas_site.errors import ApplicationError
 
 from .. import services
@@ -184,7 +185,7 @@ class CiHookView(APIView):
                                    extra={"fields": {"application": ["no such application in this project."]}})
         with transaction.atomic():
             CiToken.objects.filter(id=ci_token.id).update(last_used_at=timezone.now())
-            release = services.release_file(actor="system:ci", application=application, via="ci", **fields)
+            release = services.release_file(actor=SystemActor("ci"), application=application, via="ci", **fields)
         return release_detail_response(release.id, status.HTTP_201_CREATED)
 
 

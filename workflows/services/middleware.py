@@ -1,7 +1,6 @@
 """One-click middleware: create an instance from the catalog and release it like any application."""
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -9,6 +8,7 @@ from deployments import middleware
 from deployments.images import parse_image_reference
 from deployments.models import Application, BaseImage, Environment, MiddlewareInstance, Project
 from deployments.selectors import APPLICATION_EDITORS, project_require_role
+from paas_site.actors import Actor
 from paas_site.errors import ApplicationError, invalid_fields
 
 from .. import audit
@@ -19,7 +19,7 @@ NAME_TAKEN = "already names an application of this project."
 
 
 def middleware_instantiate(
-    *, actor: AbstractBaseUser, project: Project, environment: Environment, template: str, name: str, variables: Any = None,
+    *, actor: Actor, project: Project, environment: Environment, template: str, name: str, variables: Any = None,
     description: str = "",
 ) -> tuple[MiddlewareInstance, Release]:
     """Create an instance (its application and settings) and file its first release to ``environment``.
@@ -56,7 +56,7 @@ def middleware_instantiate(
 
 
 def middleware_release(
-    *, actor: AbstractBaseUser, instance: MiddlewareInstance, environment: Environment, variables: Any = None,
+    *, actor: Actor, instance: MiddlewareInstance, environment: Environment, variables: Any = None,
 ) -> Release:
     """Release an instance to an environment, with changed variables if given (the rest keep their values)."""
     project_require_role(user=actor, project=instance.application.project, roles=APPLICATION_EDITORS,
@@ -78,7 +78,7 @@ def middleware_release(
         return _release_file(actor=actor, instance=instance, environment=environment)
 
 
-def _release_file(*, actor: AbstractBaseUser, instance: MiddlewareInstance, environment: Environment) -> Release:
+def _release_file(*, actor: Actor, instance: MiddlewareInstance, environment: Environment) -> Release:
     spec, values = instance.spec, instance.variables
     return release_file(
         actor=actor, application=instance.application, environment=environment, version=values["version"],

@@ -5,6 +5,7 @@ from deployments import services as deployments
 from deployments.models import Application, Environment
 from deployments.selectors import APPLICATION_EDITORS, PROJECT_MANAGERS, project_require_role
 from dns import services as dns
+from paas_site.actors import SystemActor, actor_check
 from paas_site.errors import Conflict
 
 from .. import audit
@@ -16,7 +17,7 @@ from .pipeline import lane_lock
 
 def application_scale(*, application: Application, environment: Environment, replicas: int, actor: Actor) -> int:
     """Scale a running application (within its autoscaling bounds) and audit it; returns the old count."""
-    if not isinstance(actor, str):
+    if not isinstance(actor_check(actor), SystemActor):
         project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="scale applications")
     before = deployments.deployment_scale(application_id=application.id, environment_id=environment.id, replicas=replicas)
     with transaction.atomic():
@@ -26,7 +27,7 @@ def application_scale(*, application: Application, environment: Environment, rep
 
 def application_decommission(*, application: Application, environment: Environment, actor: Actor) -> None:
     """Remove a running application from an environment: its objects and its DNS name; audited."""
-    if not isinstance(actor, str):
+    if not isinstance(actor_check(actor), SystemActor):
         project_require_role(
             user=actor, project=application.project, roles=PROJECT_MANAGERS, action="decommission applications"
         )

@@ -15,6 +15,7 @@ from deployments.packages import SHA256, package_url_check
 from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
 from deployments.services import build_repository, package_upload
 from deployments.validators import validate_image_reference
+from paas_site.actors import POLICY, SystemActor, actor_check, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, NotAllowed, invalid_fields
 
@@ -41,7 +42,7 @@ def release_file(
     A prebuilt application's release names its image (default: the application's repository:version); a
     release of an application with a base image names its package (an upload or an allow-listed URL).
     """
-    if not isinstance(actor, str):
+    if not isinstance(actor_check(actor), SystemActor):
         project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="file releases")
     if not application.base_image_id:
         image = image or (f"{application.image}:{version}" if application.image else "")
@@ -50,7 +51,7 @@ def release_file(
     with transaction.atomic():
         lane_lock(application.id)
         release = Release.objects.create(
-            application=application, environment=environment, requested_by=None if isinstance(actor, str) else actor,
+            application=application, environment=environment, requested_by=actor_user(actor),
             requested_via=via, version=version, image=artifact.image, package=artifact.package,
             package_url=artifact.package_url, package_sha256=artifact.package_sha256, commit=commit, config=config,
             config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
@@ -59,7 +60,7 @@ def release_file(
         )
         audit.release_requested(actor=actor, release=release)
         if environment.required_approvals == 0:
-            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+            _approve(release, actor=POLICY, message="approved by policy: no approvals required")
         else:
             notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
@@ -130,7 +131,7 @@ def approval_reject(*, release_id: int, actor: Actor, comment: str = "") -> Rele
 def release_cancel(*, release_id: int, actor: Actor) -> Release:
     with transaction.atomic():
         release = release_lock(release_id)
-        if not isinstance(actor, str) and actor != release.requested_by:
+        if not isinstance(actor_check(actor), SystemActor) and actor != release.requested_by:
             _require_editor(actor, release)
         _require_state(release, CANCELLABLE, "cancelled")
         before = release.state
@@ -169,7 +170,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
         lane_lock(original.application_id)
         release = Release.objects.create(
             application=original.application, environment=original.environment,
-            requested_by=None if isinstance(actor, str) else actor, requested_via="rollback",
+            requested_by=actor_user(actor), requested_via="rollback",
             version=earlier.version if earlier else f"revision-{target.number}", image=target.image or original.image,
             config=config, config_hash=target.config_hash, rollback_of=original, rollback_to=target,
             description=description or f"Roll back release #{original.id} to revision #{target.number}",
@@ -180,7 +181,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
         )
         audit.release_requested(actor=actor, release=release)
         if original.environment.required_approvals == 0:
-            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+            _approve(release, actor=POLICY, message="approved by policy: no approvals required")
         else:
             notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
@@ -191,7 +192,7 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
     with transaction.atomic():
         release = release_lock(release_id)
         project = release.application.project
-        if isinstance(actor, str) or not (
+        if isinstance(actor_check(actor), SystemActor) or not (
             user_is_platform_admin(actor) or project_roles(actor).get(project.id) in APPROVERS
         ):
             raise NotAllowed(f"Only an approver or maintainer of {project.slug!r} may decide on releases.")
@@ -241,7 +242,7 @@ def _require_state(release: Release, states: list[str], verb: str) -> None:
 
 
 def _require_editor(actor: Actor, release: Release) -> None:
-    if not isinstance(actor, str):
+    if not isinstance(actor_check(actor), SystemActor):
         project_require_role(user=actor, project=release.application.project, roles=APPLICATION_EDITORS,
                              action="change releases")
 
