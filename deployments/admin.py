@@ -1,8 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 
-from . import changes
+from paas_site.errors import ApplicationError
+
+from . import changes, memberships
 from .models import (
     Application,
     BaseImage,
@@ -14,6 +17,7 @@ from .models import (
     ProjectMembership,
     Revision,
 )
+from .permissions import Action, project_may, refusal
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -40,6 +44,64 @@ class AuditedAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
 
+class ProjectRuleAdmin(admin.ModelAdmin):
+    """Objects that name a project: the API's rule in the admin (``deployments.permissions``).
+
+    Changing or deleting one needs ``project_action`` in its project; saving it needs that right in the
+    project it ends up in, too; and when ``project_movable`` is off its project cannot change at all.
+    The form says so next to the project field, and nothing is saved.
+    """
+
+    project_action: Action
+    project_delete_action: Action | None = None  # None: project_action
+    project_movable = True
+
+    def object_project(self, obj):
+        return obj.project if obj is not None and obj.project_id else None
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        project = self.object_project(obj)
+        return super().has_change_permission(request, obj) and (
+            project is None or project_may(request.user, self.project_action, project)
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        project = self.object_project(obj)
+        return super().has_delete_permission(request, obj) and (
+            project is None or project_may(request.user, self.project_delete_action or self.project_action, project)
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        rule = self
+
+        class ProjectRuleForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                rule.project_rule_check(request, self, cleaned.get("project"))
+                return cleaned
+
+        ProjectRuleForm.__name__ = form.__name__
+        return ProjectRuleForm
+
+    def project_rule_check(self, request, form, destination) -> None:
+        """Add the refusal to ``form``'s project field (or to the form) when the rule is broken."""
+        source = self.object_project(form.instance) if form.instance.pk else None
+        field = "project" if "project" in form.fields else None
+        if source is not None and destination is not None and destination != source and not self.project_movable:
+            form.add_error(field, f"a {self.opts.verbose_name} cannot move to another project.")
+            return
+        for project in (source, destination):
+            if project is not None and not project_may(request.user, self.project_action, project):
+                form.add_error(field, refusal(self.project_action, project))
+                return
+
+    def delete_model(self, request, obj):
+        if not self.has_delete_permission(request, obj):
+            raise PermissionDenied
+        super().delete_model(request, obj)
+
+
 class ProjectMembershipInline(admin.TabularInline):
     model = ProjectMembership
     extra = 0
@@ -54,12 +116,38 @@ class ProjectAdmin(AuditedAdmin):
 
 
 @admin.register(ProjectMembership)
-class ProjectMembershipAdmin(AuditedAdmin):
+class ProjectMembershipAdmin(ProjectRuleAdmin):
+    """Through the membership services: a membership never moves; its project's maintainers manage it."""
+
+    project_action = Action.MANAGE_MEMBERSHIPS
+    project_movable = False
     list_display = ["project", "user", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["project__slug", "user__username"]
     list_select_related = ["project", "user"]
     autocomplete_fields = ["project", "user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["project", "user"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        try:
+            if change:
+                saved = memberships.membership_change(actor=request.user, membership_id=obj.id, role=obj.role)
+            else:
+                saved = memberships.membership_create(actor=request.user, project=obj.project, user=obj.user,
+                                                      role=obj.role)
+        except ApplicationError as exc:  # changed by someone else between the form check and the save
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        memberships.membership_delete(actor=request.user, membership_id=obj.id)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            memberships.membership_delete(actor=request.user, membership_id=membership.id)
 
 
 class ClusterForm(forms.ModelForm):
@@ -119,7 +207,10 @@ class BaseImageAdmin(AuditedAdmin):
 
 
 @admin.register(Application)
-class ApplicationAdmin(AuditedAdmin):
+class ApplicationAdmin(ProjectRuleAdmin, AuditedAdmin):
+    project_action = Action.EDIT_APPLICATION
+    project_delete_action = Action.DELETE_APPLICATION
+    project_movable = False
     list_display = ["name", "project", "base_image", "image", "replicas", "exposed", "updated_at"]
     list_filter = ["project", "base_image", "exposed"]
     search_fields = ["name", "project__slug", "description"]

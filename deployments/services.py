@@ -38,8 +38,8 @@ from .models import (
     Project,
     Revision,
 )
+from .permissions import Action, project_require
 from .registry import RegistryClient, registry_access
-from .selectors import APPLICATION_EDITORS, project_require_role
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -208,16 +208,23 @@ def deployment_scale(*, application_id: int, environment_id: int, replicas: int)
     return before
 
 
-def application_pods(*, application_id: int, environment_id: int) -> list[PodInfo]:
+def application_pods(*, actor: Actor, application_id: int, environment_id: int) -> list[PodInfo]:
+    """The application's pods in one environment, for those who may list them."""
     application, environment = _load(application_id, environment_id)
+    project_require(actor, Action.POD_LIST, application.project)
+    return _pods(application, environment)
+
+
+def _pods(application: Application, environment: Environment) -> list[PodInfo]:
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(application, environment).items())
     return cluster_client(environment.cluster).pods(manifests.namespace_name(application, environment), selector)
 
 
-def pod_logs(*, application_id: int, environment_id: int, pod: str, tail: int) -> str:
+def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str, tail: int) -> str:
     """The last ``tail`` log lines of one of the application's pods (404 for any other pod)."""
     application, environment = _load(application_id, environment_id)
-    if pod not in {p.name for p in application_pods(application_id=application_id, environment_id=environment_id)}:
+    project_require(actor, Action.POD_LOGS, application.project)
+    if pod not in {p.name for p in _pods(application, environment)}:
         raise NotFound(f"{application.name} has no pod {pod!r} in {environment.name}.")
     namespace = manifests.namespace_name(application, environment)
     return cluster_client(environment.cluster).pod_logs(namespace, pod, tail)
@@ -313,7 +320,7 @@ def build_repository(application: Application) -> str:
 @transaction.atomic
 def package_upload(*, project: Project, file: UploadedFile, actor: Actor) -> Package:
     """Store an uploaded package with its sha256 (project developers and maintainers)."""
-    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
+    project_require(actor, Action.UPLOAD_PACKAGE, project)
     problem = packages.package_name_check(file.name)
     if problem:
         raise invalid_fields({"file": [f"the name {problem}"]})

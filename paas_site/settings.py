@@ -259,3 +259,7 @@ CELERY_BEAT_SCHEDULE = {
     "notify-budget-alerts": {"task": "workflows.budget_alerts_notify", "schedule": 300.0},
     "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }
+
+# CI tokens (workflows.services.ci_tokens): every token expires; its owner picks how soon, up to the maximum.
+SLIPWAY_CI_TOKEN_DEFAULT_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_DEFAULT_DAYS", "90"))
+SLIPWAY_CI_TOKEN_MAX_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_MAX_DAYS", "365"))

@@ -19,7 +19,16 @@ from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
 from .choices import AuditAction
-from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical, audit_hash
+from .models import (
+    AUDIT_HASHED_FIELDS,
+    AuditChainHead,
+    AuditEvent,
+    CiToken,
+    Release,
+    StepRun,
+    audit_canonical,
+    audit_hash,
+)
 
 GENESIS_HASH = "0" * 64
 __all__ = ["Actor"]  # re-exported: callers name the actor type beside the writer
@@ -99,6 +108,23 @@ def application_decommissioned(
         project_id=application.project_id, before={"environment": environment.name, "revision": revision},
         message=f"{application.name} removed from {environment.name}" + ("" if revision else " (nothing was running)"),
     )
+
+
+def ci_token_created(*, actor: Actor, token: CiToken) -> AuditEvent:
+    return _append(actor=actor, action=AuditAction.OBJECT_CREATED, target=token, project_id=token.project_id,
+                   after=_ci_token_picture(token), message=f"{token} created for {token.owner}")
+
+
+def ci_token_revoked(*, actor: Actor, token: CiToken) -> AuditEvent:
+    return _append(actor=actor, action=AuditAction.OBJECT_CHANGED, target=token, project_id=token.project_id,
+                   before={"revoked_at": None}, after={"revoked_at": token.revoked_at.isoformat()},
+                   message=f"{token} revoked")
+
+
+def _ci_token_picture(token: CiToken) -> dict[str, Any]:
+    """What a token is, without its hash."""
+    return {"project": token.project.slug, "name": token.name, "prefix": token.prefix,
+            "owner": token.owner.get_username(), "expires_at": token.expires_at.isoformat()}
 
 
 def object_created(*, actor: Actor, obj: models.Model) -> AuditEvent:

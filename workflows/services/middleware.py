@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from deployments import middleware
 from deployments.images import parse_image_reference
 from deployments.models import Application, BaseImage, Environment, MiddlewareInstance, Project
-from deployments.selectors import APPLICATION_EDITORS, project_require_role
+from deployments.permissions import Action, project_require
 from paas_site.actors import Actor
 from paas_site.errors import ApplicationError, invalid_fields
 
@@ -28,7 +28,7 @@ def middleware_instantiate(
     and audit trail like any other; the instance's secrets are generated when
     it is first deployed there.
     """
-    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="create middleware instances")
+    project_require(actor, Action.MANAGE_MIDDLEWARE, project)
     spec = middleware.TEMPLATES.get(template)
     if spec is None:
         raise invalid_fields({"template": [f"unknown template; the catalog has: {', '.join(middleware.TEMPLATES)}."]})
@@ -59,8 +59,7 @@ def middleware_release(
     *, actor: Actor, instance: MiddlewareInstance, environment: Environment, variables: Any = None,
 ) -> Release:
     """Release an instance to an environment, with changed variables if given (the rest keep their values)."""
-    project_require_role(user=actor, project=instance.application.project, roles=APPLICATION_EDITORS,
-                         action="release middleware instances")
+    project_require(actor, Action.MANAGE_MIDDLEWARE, instance.application.project)
     values = middleware.variables_validate(instance.spec, variables, current=instance.variables)
     with transaction.atomic():
         application = Application.objects.select_for_update().get(id=instance.application_id)
