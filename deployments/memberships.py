@@ -35,7 +35,7 @@ def membership_change(
     user: AbstractBaseUser | None = None,
 ) -> ProjectMembership:
     """Change a membership's role. ``project`` and ``user`` may be given only as they are (a PATCH echoes them)."""
-    membership = ProjectMembership.objects.select_for_update().select_related("project", "user").get(
+    membership = ProjectMembership.objects.select_for_update(of=("self",)).select_related("project", "user").get(
         id=membership_id
     )
     project_require(actor, Action.MANAGE_MEMBERSHIPS, membership.project)
@@ -56,7 +56,7 @@ def membership_change(
 
 @transaction.atomic
 def membership_delete(*, actor: Actor, membership_id: int) -> None:
-    membership = ProjectMembership.objects.select_for_update().select_related("project", "user").get(
+    membership = ProjectMembership.objects.select_for_update(of=("self",)).select_related("project", "user").get(
         id=membership_id
     )
     project_require(actor, Action.MANAGE_MEMBERSHIPS, membership.project)

@@ -47,7 +47,7 @@ def ci_token_create(*, actor: Actor, project: Project, name: str, expires_in_day
 @transaction.atomic
 def ci_token_revoke(*, actor: Actor, token_id: int) -> CiToken:
     """Revoke a token (its project's maintainers, or its owner); revoking it again changes nothing."""
-    ci_token = CiToken.objects.select_for_update().select_related("project", "owner").get(id=token_id)
+    ci_token = CiToken.objects.select_for_update(of=("self",)).select_related("project", "owner").get(id=token_id)
     user = actor_user(actor)
     owner = user is not None and ci_token.owner_id == user.pk and project_may(actor, Action.VIEW, ci_token.project)
     if not owner:
