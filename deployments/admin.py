@@ -17,7 +17,7 @@ from .models import (
     ProjectMembership,
     Revision,
 )
-from .permissions import Action, project_may, refusal
+from .permissions import Action, project_may, refusal, user_is_platform_admin
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -113,6 +113,18 @@ class ProjectAdmin(AuditedAdmin):
     list_display = ["slug", "name", "cost_center", "created_at"]
     search_fields = ["slug", "name", "cost_center"]
     inlines = [ProjectMembershipInline]
+
+    # As in the API: a project's maintainers change it; only platform admins create or delete projects.
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and user_is_platform_admin(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and (
+            obj is None or project_may(request.user, Action.CHANGE_PROJECT, obj)
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and user_is_platform_admin(request.user)
 
 
 @admin.register(ProjectMembership)

@@ -12,14 +12,15 @@ Release-level rules (self-approval, the requester cancelling) build on this in `
 """
 from enum import StrEnum
 
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from paas_site.actors import Actor, SystemActor, actor_check
 from paas_site.errors import NotAllowed
 
-from .choices import Role
-from .models import Project
-from .selectors import project_roles, user_is_finance, user_is_platform_admin
+from .choices import FINANCE_GROUP, Role
+from .models import Project, ProjectMembership
+
+User = AbstractBaseUser | AnonymousUser
 
 
 class Action(StrEnum):
@@ -44,6 +45,7 @@ class Action(StrEnum):
     CHANGE_PROJECT = "change the project"
     MANAGE_BUDGETS = "manage budgets"
     MANAGE_PRICES = "manage price books"
+    READ_PACKAGES = "read packages"
 
 
 MEMBERS = frozenset({Role.DEVELOPER, Role.APPROVER, Role.MAINTAINER})
@@ -75,7 +77,36 @@ RULES: dict[Action, tuple[frozenset[str], bool]] = {
     Action.CHANGE_PROJECT: (MAINTAINERS, False),
     Action.MANAGE_BUDGETS: (NOBODY, True),
     Action.MANAGE_PRICES: (NOBODY, True),
+    Action.READ_PACKAGES: (MEMBERS, False),  # a package is the project's code, not a figure
 }
+
+
+# -- who the user is: cached on the user object for one request --------------------------
+def user_is_finance(user: User) -> bool:
+    if not user.is_authenticated:
+        return False
+    if not hasattr(user, "_slipway_is_finance"):
+        user._slipway_is_finance = user.groups.filter(name=FINANCE_GROUP).exists()
+    return user._slipway_is_finance
+
+
+def user_is_platform_admin(user: User) -> bool:
+    return user.is_authenticated and user.is_superuser
+
+
+def user_reads_all_projects(user: User) -> bool:
+    return user.is_authenticated and (user_is_platform_admin(user) or user_is_finance(user))
+
+
+def project_roles(user: User) -> dict[int, str]:
+    """Project id → the user's role there; cached on the user for one request."""
+    if not user.is_authenticated:
+        return {}
+    if not hasattr(user, "_slipway_project_roles"):
+        user._slipway_project_roles = dict(
+            ProjectMembership.objects.filter(user=user).values_list("project_id", "role")
+        )
+    return user._slipway_project_roles
 
 
 def project_may(actor: Actor | AnonymousUser, action: Action, project: Project | int) -> bool:

@@ -237,3 +237,17 @@ def test_packages_go_only_where_you_may_edit_and_never_move(api, lead, rival, pr
 
     assert refused.status_code == 403 and mine.status_code == 201
     assert moved.status_code == 405
+
+
+def test_the_admin_changes_a_project_only_for_its_maintainers(client, lead, project, rival):
+    client.force_login(lead)
+    data = {"slug": "rival", "name": "Taken over", "cost_center": "CC-EVIL", "description": "",
+            "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0}
+
+    refused = client.post(reverse("admin:deployments_project_change", args=[rival.id]), data)
+    allowed = client.post(reverse("admin:deployments_project_change", args=[project.id]),
+                          {**data, "slug": "shop", "name": "Shop"})
+
+    assert refused.status_code == 403 and allowed.status_code == 302
+    rival.refresh_from_db()
+    assert rival.name != "Taken over"
