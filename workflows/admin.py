@@ -6,8 +6,9 @@ Who uses it:
   permission (and ``workflows.view_auditevent`` to browse the audit trail). They
   see only the releases of projects they belong to, read-only, and decide with
   the Approve / Reject buttons on a release's page.
-- **Platform admins** (superusers) see every project and manage freeze windows,
-  webhooks and CI tokens.
+- **Platform admins** (superusers) see every project and manage freeze windows;
+  with them, a project's maintainers manage its webhooks and CI tokens (the rule
+  of ``deployments.permissions``, as in the API).
 
 Nothing here changes a release by itself: every button calls the same service
 as the API (``workflows.services``), which checks roles, self-approval and
