@@ -17,7 +17,7 @@ from .models import (
     ProjectMembership,
     Revision,
 )
-from .permissions import Action, project_may, refusal, user_is_platform_admin
+from .permissions import Action, project_may, projects_where, refusal, user_is_platform_admin
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -58,6 +58,12 @@ class ProjectRuleAdmin(admin.ModelAdmin):
 
     def object_project(self, obj):
         return obj.project if obj is not None and obj.project_id else None
+
+    def get_queryset(self, request):
+        """Rows of the projects the user sees, as in the API (others are not found)."""
+        rows = super().get_queryset(request)
+        visible = projects_where(request.user, Action.VIEW)
+        return rows if visible is None else rows.filter(project_id__in=visible)
 
     def has_change_permission(self, request, obj=None) -> bool:
         project = self.object_project(obj)

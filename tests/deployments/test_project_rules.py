@@ -251,3 +251,15 @@ def test_the_admin_changes_a_project_only_for_its_maintainers(client, lead, proj
     assert refused.status_code == 403 and allowed.status_code == 302
     rival.refresh_from_db()
     assert rival.name != "Taken over"
+
+
+def test_the_admin_lists_only_the_projects_you_see(client, lead, project):
+    hidden = ProjectFactory(slug="hidden")
+    theirs = MembershipFactory(project=hidden, role="maintainer", user=UserFactory(username="stranger"))
+    client.force_login(lead)
+
+    listed = client.get(reverse("admin:deployments_projectmembership_changelist")).content.decode()
+    opened = client.get(reverse("admin:deployments_projectmembership_change", args=[theirs.id]))
+
+    assert "stranger" not in listed and "lead" in listed
+    assert opened.status_code == 302  # the admin's "does not exist" redirect
