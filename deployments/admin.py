@@ -239,7 +239,15 @@ class ApplicationAdmin(ProjectRuleAdmin, AuditedAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History and stored artifacts: readable here, written only by the services."""
+    """History and stored artifacts: readable here (the rows of projects you see), written only by the services."""
+
+    project_lookup = "application__project_id"
+    read_action = Action.VIEW
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        visible = projects_where(request.user, self.read_action)
+        return rows if visible is None else rows.filter(**{f"{self.project_lookup}__in": visible})
 
     def has_add_permission(self, request):
         return False
@@ -277,9 +285,14 @@ class MiddlewareInstanceAdmin(ReadOnlyAdmin):
     @admin.display(description="credentials generated in")
     def environments(self, obj: MiddlewareInstance) -> str:
         return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"
+
+
 @admin.register(Package)
 class PackageAdmin(ReadOnlyAdmin):
     """Uploaded packages: readable here; uploads go through the API (which computes their sha256)."""
+
+    project_lookup = "project_id"
+    read_action = Action.READ_PACKAGES
 
     list_display = ["filename", "project", "size", "sha256", "uploaded_by", "created_at"]
     list_filter = ["project"]

@@ -263,3 +263,23 @@ def test_the_admin_lists_only_the_projects_you_see(client, lead, project):
 
     assert "stranger" not in listed and "lead" in listed
     assert opened.status_code == 302  # the admin's "does not exist" redirect
+
+
+def test_the_admin_shows_no_revisions_or_packages_of_projects_you_do_not_see(client, lead, project):
+    from deployments.models import Package, Revision
+    from tests.deployments.factories import EnvironmentFactory
+
+    hidden = ProjectFactory(slug="hidden")
+    environment = EnvironmentFactory(name="dev")
+    for owner in (project, hidden):
+        app = ApplicationFactory(project=owner, name=f"{owner.slug}-app")
+        Revision.objects.create(application=app, environment=environment, number=1, image=f"{owner.slug}/img",
+                                manifests=[], config_hash="0" * 64, replicas=1, release="1")
+        Package.objects.create(project=owner, filename=f"{owner.slug}.war", file="x.war", size=1, sha256="0" * 64)
+    client.force_login(lead)
+
+    revisions = client.get(reverse("admin:deployments_revision_changelist")).content.decode()
+    packages = client.get(reverse("admin:deployments_package_changelist")).content.decode()
+
+    assert "shop/img" in revisions and "hidden/img" not in revisions
+    assert "shop.war" in packages and "hidden.war" not in packages
