@@ -18,8 +18,10 @@ from django.utils import timezone
 from deployments import changes
 from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PROJECT_LABEL
 from deployments.models import Application, Cluster, Environment
+from deployments.permissions import Action, platform_require, project_require, project_require_each
 from deployments.services import cluster_client, revision_live
 from deployments.validators import parse_cpu, parse_memory
+from paas_site.actors import BILLING, Actor
 from paas_site.errors import ApplicationError, ExternalError
 
 from . import pricing, selectors
@@ -28,9 +30,7 @@ from .models import Budget, BudgetAlert, CostRecord, MeteringGap, PriceBook, Usa
 
 logger = logging.getLogger(__name__)
 
-ACTOR = "system:billing"
 DEFAULT_METERING_INTERVAL_SECONDS = 300
-Actor = Any  # a user, or "system:<component>"
 
 
 # -- price books and budgets ---------------------------------------------------------
@@ -38,6 +38,7 @@ Actor = Any  # a user, or "system:<component>"
 
 @transaction.atomic
 def price_book_create(*, actor: Actor, data: dict[str, Any]) -> PriceBook:
+    platform_require(actor, Action.MANAGE_PRICES)
     price_book = PriceBook(**data)
     _price_book_check(price_book)
     price_book.save()
@@ -48,6 +49,7 @@ def price_book_create(*, actor: Actor, data: dict[str, Any]) -> PriceBook:
 @transaction.atomic
 def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any]) -> PriceBook:
     """Changing prices changes nothing already rated: re-rate the days concerned with ``cost_records_compute``."""
+    platform_require(actor, Action.MANAGE_PRICES)
     price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
     before = changes.recorder().snapshot(price_book)
     for name, value in data.items():
@@ -61,6 +63,7 @@ def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any])
 @transaction.atomic
 def price_book_delete(*, actor: Actor, price_book_id: int) -> None:
     """Refused (``ProtectedError`` → 409) once cost records were rated with it."""
+    platform_require(actor, Action.MANAGE_PRICES)
     price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
     changes.recorder().object_deleted(actor=actor, obj=price_book, before=changes.recorder().snapshot(price_book))
     price_book.delete()
@@ -89,6 +92,10 @@ def _price_book_check(price_book: PriceBook) -> None:
 @transaction.atomic
 def budget_create(*, actor: Actor, data: dict[str, Any]) -> Budget:
     budget = Budget(**data)
+    if budget.project_id is None:
+        platform_require(actor, Action.MANAGE_BUDGETS)
+    else:
+        project_require(actor, Action.MANAGE_BUDGETS, budget.project)
     budget.full_clean()
     budget.save()
     changes.recorder().object_created(actor=actor, obj=budget)
@@ -97,7 +104,8 @@ def budget_create(*, actor: Actor, data: dict[str, Any]) -> Budget:
 
 @transaction.atomic
 def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budget:
-    budget = Budget.objects.select_for_update().get(id=budget_id)
+    budget = Budget.objects.select_for_update().select_related("project").get(id=budget_id)
+    project_require_each(actor, Action.MANAGE_BUDGETS, [budget.project, data.get("project")])
     before = changes.recorder().snapshot(budget)
     for name, value in data.items():
         setattr(budget, name, value)
@@ -109,7 +117,8 @@ def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budg
 
 @transaction.atomic
 def budget_delete(*, actor: Actor, budget_id: int) -> None:
-    budget = Budget.objects.select_for_update().get(id=budget_id)
+    budget = Budget.objects.select_for_update().select_related("project").get(id=budget_id)
+    project_require(actor, Action.MANAGE_BUDGETS, budget.project)
     changes.recorder().object_deleted(actor=actor, obj=budget, before=changes.recorder().snapshot(budget))
     budget.delete()
 
@@ -299,7 +308,7 @@ def _budget_alert_record(*, budget: Budget, threshold: int, spent: Decimal) -> B
     )
     if not created:
         return None
-    changes.recorder().object_created(actor=ACTOR, obj=alert)
+    changes.recorder().object_created(actor=BILLING, obj=alert)
     return alert
 
 

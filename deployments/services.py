@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from paas_site.actors import DEPLOY, Actor
 from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
 from . import builds, changes, manifests, middleware, packages
@@ -37,8 +38,8 @@ from .models import (
     Project,
     Revision,
 )
+from .permissions import Action, project_require
 from .registry import RegistryClient, registry_access
-from .selectors import APPLICATION_EDITORS, project_require_role
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -207,16 +208,23 @@ def deployment_scale(*, application_id: int, environment_id: int, replicas: int)
     return before
 
 
-def application_pods(*, application_id: int, environment_id: int) -> list[PodInfo]:
+def application_pods(*, actor: Actor, application_id: int, environment_id: int) -> list[PodInfo]:
+    """The application's pods in one environment, for those who may list them."""
     application, environment = _load(application_id, environment_id)
+    project_require(actor, Action.POD_LIST, application.project)
+    return _pods(application, environment)
+
+
+def _pods(application: Application, environment: Environment) -> list[PodInfo]:
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(application, environment).items())
     return cluster_client(environment.cluster).pods(manifests.namespace_name(application, environment), selector)
 
 
-def pod_logs(*, application_id: int, environment_id: int, pod: str, tail: int) -> str:
+def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str, tail: int) -> str:
     """The last ``tail`` log lines of one of the application's pods (404 for any other pod)."""
     application, environment = _load(application_id, environment_id)
-    if pod not in {p.name for p in application_pods(application_id=application_id, environment_id=environment_id)}:
+    project_require(actor, Action.POD_LOGS, application.project)
+    if pod not in {p.name for p in _pods(application, environment)}:
         raise NotFound(f"{application.name} has no pod {pod!r} in {environment.name}.")
     namespace = manifests.namespace_name(application, environment)
     return cluster_client(environment.cluster).pod_logs(namespace, pod, tail)
@@ -269,7 +277,7 @@ def _instance_connection(application: Application, environment: Environment) -> 
             defaults={"secrets": json.dumps(middleware.secrets_generate(instance.spec))},
         )
         if created:
-            changes.recorder().object_created(actor="system:deploy", obj=credentials)
+            changes.recorder().object_created(actor=DEPLOY, obj=credentials)
     return middleware.connection_settings(
         instance.spec, host=application.name, variables=instance.variables, secrets=credentials.values
     )
@@ -310,9 +318,9 @@ def build_repository(application: Application) -> str:
 
 
 @transaction.atomic
-def package_upload(*, project: Project, file: UploadedFile, actor: Any) -> Package:
+def package_upload(*, project: Project, file: UploadedFile, actor: Actor) -> Package:
     """Store an uploaded package with its sha256 (project developers and maintainers)."""
-    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
+    project_require(actor, Action.UPLOAD_PACKAGE, project)
     problem = packages.package_name_check(file.name)
     if problem:
         raise invalid_fields({"file": [f"the name {problem}"]})
@@ -363,7 +371,7 @@ def application_image_build(
     return builds.image_build(spec, package)
 
 
-def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str, bool]]:
+def base_images_seed(*, registry: str, actor: Actor) -> list[tuple[BaseImage, str, bool]]:
     """Push the catalog's base images to ``registry`` and point the catalog at them (audited); idempotent.
 
     Returns ``(base image, digest, changed)`` per catalog entry.
@@ -385,7 +393,7 @@ def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str,
 
 
 @transaction.atomic
-def _base_image_point(base_image_id: int, image: str, actor: Any) -> tuple[BaseImage, bool]:
+def _base_image_point(base_image_id: int, image: str, actor: Actor) -> tuple[BaseImage, bool]:
     base = BaseImage.objects.select_for_update().get(id=base_image_id)
     if base.image == image:
         return base, False

@@ -21,6 +21,7 @@ from django.db import transaction
 
 from deployments import changes
 from deployments.models import Application, Environment
+from paas_site.actors import DNS
 from paas_site.errors import ApplicationError, Conflict, ExternalError
 
 from . import naming
@@ -29,7 +30,6 @@ from .models import EnvironmentZone, Record, Zone
 from .ownership import NameOwnedElsewhere, Owner, ensure_owned
 from .providers import RRset, RRsetKey, provider_for
 
-SYSTEM_ACTOR = "system:dns"
 # What a record says in DNS; a change to any of these is audited (status bookkeeping is not).
 DATA_FIELDS = ("zone_id", "name", "type", "content", "ttl", "application_id", "environment_id")
 
@@ -197,7 +197,7 @@ def _withdraw(rows: Sequence[Record], owner: Owner) -> ExternalError | None:
                 _save(row, failure=exc)
             continue
         for row in zone_rows:
-            changes.recorder().object_deleted(actor=SYSTEM_ACTOR, obj=row, before=changes.recorder().snapshot(row))
+            changes.recorder().object_deleted(actor=DNS, obj=row, before=changes.recorder().snapshot(row))
             row.delete()
     return failure
 
@@ -215,7 +215,7 @@ def _store_published(
         row = role_rows[0] if role_rows else Record(application=application, environment=environment)
         for extra in role_rows[1:]:
             if failure is None:
-                changes.recorder().object_deleted(actor=SYSTEM_ACTOR, obj=extra, before=changes.recorder().snapshot(extra))
+                changes.recorder().object_deleted(actor=DNS, obj=extra, before=changes.recorder().snapshot(extra))
                 extra.delete()
             else:
                 _save(extra, failure=failure)
@@ -256,7 +256,7 @@ def _reconcile_group(
                 before = {**changes.recorder().snapshot(row), "content": " ".join(held.contents) if held else None,
                           "ttl": held.ttl if held else None}
                 _save(row, failure=None)
-                changes.recorder().object_changed(actor=SYSTEM_ACTOR, obj=row, before=before)
+                changes.recorder().object_changed(actor=DNS, obj=row, before=before)
                 logger.info("DNS reconcile repaired %s %s in zone %s", row.name, row.type, zone.name)
             else:
                 counts["in_sync"] += 1
@@ -285,9 +285,9 @@ def _save(row: Record, *, zone: Zone | None = None, rrset: RRset | None = None, 
         return row
     row.save()
     if creating:
-        changes.recorder().object_created(actor=SYSTEM_ACTOR, obj=row)
+        changes.recorder().object_created(actor=DNS, obj=row)
     elif _data(row) != old_data:
-        changes.recorder().object_changed(actor=SYSTEM_ACTOR, obj=row, before=before)
+        changes.recorder().object_changed(actor=DNS, obj=row, before=before)
     return row
 
 

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from deployments import services as deployments
 from deployments.models import Application, Environment
-from deployments.selectors import APPLICATION_EDITORS, PROJECT_MANAGERS, project_require_role
+from deployments.permissions import Action, project_require
 from dns import services as dns
 from paas_site.errors import Conflict
 
@@ -16,8 +16,7 @@ from .pipeline import lane_lock
 
 def application_scale(*, application: Application, environment: Environment, replicas: int, actor: Actor) -> int:
     """Scale a running application (within its autoscaling bounds) and audit it; returns the old count."""
-    if not isinstance(actor, str):
-        project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="scale applications")
+    project_require(actor, Action.SCALE, application.project)
     before = deployments.deployment_scale(application_id=application.id, environment_id=environment.id, replicas=replicas)
     with transaction.atomic():
         audit.application_scaled(actor=actor, application=application, environment=environment, before=before, after=replicas)
@@ -26,10 +25,7 @@ def application_scale(*, application: Application, environment: Environment, rep
 
 def application_decommission(*, application: Application, environment: Environment, actor: Actor) -> None:
     """Remove a running application from an environment: its objects and its DNS name; audited."""
-    if not isinstance(actor, str):
-        project_require_role(
-            user=actor, project=application.project, roles=PROJECT_MANAGERS, action="decommission applications"
-        )
+    project_require(actor, Action.DECOMMISSION, application.project)
     with transaction.atomic():
         lane_lock(application.id)
         busy = Release.objects.filter(application=application, environment=environment, state__in=IN_FLIGHT).first()

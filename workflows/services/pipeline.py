@@ -24,6 +24,7 @@ from deployments import services as deployments
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application
 from dns import services as dns
+from paas_site.actors import WORKER
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, PermanentError, TransientError
 
@@ -31,8 +32,6 @@ from .. import audit, planner
 from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Step, StepStatus, WebhookEvent
 from ..models import FreezeWindow, Release, StepRun
 from . import notifications
-
-WORKER = "system:worker"
 
 
 class StepRetry(Exception):
