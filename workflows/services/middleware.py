@@ -12,6 +12,7 @@ from deployments.selectors import APPLICATION_EDITORS, project_require_role
 from paas_site.errors import ApplicationError, invalid_fields
 
 from .. import audit
+from ..locks import lane_lock
 from ..models import Release
 from .releases import release_file
 
@@ -63,7 +64,7 @@ def middleware_release(
                          action="release middleware instances")
     values = middleware.variables_validate(instance.spec, variables, current=instance.variables)
     with transaction.atomic():
-        application = Application.objects.select_for_update().get(id=instance.application_id)
+        application = lane_lock(instance.application_id)
         if values != instance.variables:
             before = [audit.snapshot(application), audit.snapshot(instance)]
             for field, value in instance.spec.resources(values).items():

@@ -22,11 +22,12 @@ from .. import audit
 from ..audit import Actor
 from ..choices import Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
+from ..locks import lane_lock, release_lock
 from ..models import Approval, Release
 from ..planner import approvals_missing
 from ..selectors import APPROVERS, release_of_revision
 from . import notifications
-from .pipeline import lane_advance_on_commit, lane_lock, release_lock
+from .pipeline import lane_advance_on_commit
 
 CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
 
