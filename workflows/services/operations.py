@@ -70,8 +70,9 @@ class ClaimedOperation:
 
     def fence(self, what: str) -> None:
         if not LaneOperation.objects.filter(id=self.claim.id, expires_at__gt=timezone.now()).exists():
-            raise StaleClaim(f"the {self.claim.kind} of {self.claim.application} lost its claim on the lane "
-                             f"(it expired): stopped before {what}")
+            claim = self.claim
+            raise StaleClaim(f"the {claim.kind} of {claim.application.name} in {claim.environment.name} lost its "
+                             f"claim on the lane (it expired): stopped before {what}")
 
     def done(self, audit_event: Callable[[], object]) -> None:
         """Record the operation's audit event in the transaction that ends it."""
