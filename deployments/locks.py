@@ -36,3 +36,9 @@ def lane_lock(application_id: int) -> Application:
 def row_lock(queryset: QuerySet[M], pk: int) -> M:
     """Lock one row of ``queryset`` (FOR NO KEY UPDATE of that row only, joined rows stay unlocked)."""
     return queryset.select_for_update(of=("self",), no_key=True).get(pk=pk)
+
+
+def rows_lock(queryset: QuerySet[M], *, skip_locked: bool = False) -> list[M]:
+    """Lock the rows of ``queryset`` (theirs only) in id order, so two lockers never wait on each other crosswise;
+    with ``skip_locked``, the rows another transaction holds are left out."""
+    return list(queryset.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked).order_by("id"))

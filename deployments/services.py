@@ -407,7 +407,7 @@ def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str,
 
 @transaction.atomic
 def _base_image_point(base_image_id: int, image: str, actor: Any) -> tuple[BaseImage, bool]:
-    base = BaseImage.objects.select_for_update().get(id=base_image_id)
+    base = locks.row_lock(BaseImage.objects.all(), base_image_id)
     if base.image == image:
         return base, False
     before = changes.recorder().snapshot(base)

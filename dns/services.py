@@ -25,6 +25,7 @@ from django.db import transaction
 
 from deployments import changes
 from deployments.fencing import Fence, unfenced
+from deployments.locks import rows_lock
 from deployments.models import Application, Environment
 from paas_site.errors import ApplicationError, Conflict, ExternalError
 
@@ -236,10 +237,7 @@ def _reconcile_group(
     counts: Counter = Counter()
     with transaction.atomic():
         selected = Record.objects.filter(zone=zone, application_id=application_id, environment_id=environment_id)
-        rows = list(
-            selected.select_for_update(skip_locked=True, of=("self",))
-            .select_related("application__project", "environment").order_by("id")
-        )
+        rows = rows_lock(selected.select_related("application__project", "environment"), skip_locked=True)
         counts["skipped"] = selected.count() - len(rows)
         if not rows:
             return counts
@@ -371,10 +369,7 @@ def _ensure_unclaimed(placement: Placement, application: Application, environmen
 
 
 def _lock_rows(application: Application, environment: Environment) -> list[Record]:
-    return list(
-        Record.objects.select_for_update(of=("self",)).select_related("zone")
-        .filter(application=application, environment=environment).order_by("id")
-    )
+    return rows_lock(Record.objects.select_related("zone").filter(application=application, environment=environment))
 
 
 def _by_zone(rows: Iterable[Record]) -> list[tuple[Zone, list[Record]]]:
