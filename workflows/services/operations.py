@@ -34,7 +34,7 @@ def application_scale(*, application: Application, environment: Environment, rep
     """Scale a running application (within its autoscaling bounds) and audit it; returns the old count."""
     if not isinstance(actor, str):
         project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="scale applications")
-    with lane_operation(application=application, environment=environment, kind="scale", actor=actor) as operation:
+    with lane_claim(application=application, environment=environment, kind="scale", actor=actor) as operation:
         before = deployments.deployment_scale(
             application_id=application.id, environment_id=environment.id, replicas=replicas, fence=operation.fence
         )
@@ -50,7 +50,7 @@ def application_decommission(*, application: Application, environment: Environme
         project_require_role(
             user=actor, project=application.project, roles=PROJECT_MANAGERS, action="decommission applications"
         )
-    with lane_operation(application=application, environment=environment, kind="decommission", actor=actor) as operation:
+    with lane_claim(application=application, environment=environment, kind="decommission", actor=actor) as operation:
         live = deployments.revision_live(application=application, environment=environment)
         deployments.application_decommission(
             application_id=application.id, environment_id=environment.id, fence=operation.fence
@@ -80,7 +80,7 @@ class ClaimedOperation:
 
 
 @contextmanager
-def lane_operation(
+def lane_claim(
     *, application: Application, environment: Environment, kind: str, actor: Actor
 ) -> Iterator[ClaimedOperation]:
     """Hold the lane for an operation; 409 ``lane_busy`` while a release or another operation holds it."""
