@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('deployments', '0004_package_uploads'),
-        ('workflows', '0005_release_package'),
+        ('workflows', '0006_audit_hmac_chain'),
     ]
 
     operations = [
