@@ -120,7 +120,7 @@ def _claim(*, application: Application, environment: Environment, kind: str, act
 @transaction.atomic
 def _release(claim: LaneOperation, *, audit_event: Callable[[], object] | None) -> None:
     lane_lock(claim.application_id)
-    if audit_event is not None:
-        audit_event()
     LaneOperation.objects.filter(id=claim.id).delete()
     lane_advance_if_queued(application_id=claim.application_id, environment_id=claim.environment_id)
+    if audit_event is not None:
+        audit_event()  # the audit chain head is the last lock of the order

@@ -115,9 +115,9 @@ def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
     candidate = _queue(application_id, environment_id, now).first()
     if candidate is None:
         return None
+    release = release_lock(candidate.id)
     # an expired operation's claim died with its process: drop it, so its fence stops it should it come back
     LaneOperation.objects.filter(application_id=application_id, environment_id=environment_id).delete()
-    release = release_lock(candidate.id)
     before = release.state
     release.start()
     release.save()
