@@ -20,7 +20,7 @@ from .conftest import tasks_sent_to, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 QUEUE = "reliability-stale"
-HOLD = 8  # seconds the API server holds the deploy's first write: past the reaper and the whole rollback
+HOLD = 12  # seconds the API server holds the deploy's first write: past the reaper and the whole rollback
 
 
 def cluster_view(app, env, revision: Revision) -> dict:
@@ -61,7 +61,7 @@ def test_a_reaped_deploy_whose_worker_wakes_after_the_rollback_applies_nothing(
         assert held, worker.log()
 
         # when the reaper fails it and the worker's other thread rolls back to 1.0
-        assert wait_until(lambda: Release.objects.get(id=second.id).state in FINAL, HOLD - 1, every=0.2,
+        assert wait_until(lambda: Release.objects.get(id=second.id).state in FINAL, HOLD - 2, every=0.2,
                           on_tick=pipeline.steps_reap), worker.log()
         second.refresh_from_db()
         assert (second.state, second.failed_step) == ("rolled_back", "deploy"), second.failure_reason
