@@ -16,6 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from deployments import changes
+from deployments.locks import row_lock
 from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PROJECT_LABEL
 from deployments.models import Application, Cluster, Environment
 from deployments.permissions import Action, platform_require, project_require, project_require_each
@@ -50,7 +51,7 @@ def price_book_create(*, actor: Actor, data: dict[str, Any]) -> PriceBook:
 def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any]) -> PriceBook:
     """Changing prices changes nothing already rated: re-rate the days concerned with ``cost_records_compute``."""
     platform_require(actor, Action.MANAGE_PRICES)
-    price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
+    price_book = row_lock(PriceBook.objects.all(), price_book_id)
     before = changes.recorder().snapshot(price_book)
     for name, value in data.items():
         setattr(price_book, name, value)
@@ -64,18 +65,19 @@ def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any])
 def price_book_delete(*, actor: Actor, price_book_id: int) -> None:
     """Refused (``ProtectedError`` → 409) once cost records were rated with it."""
     platform_require(actor, Action.MANAGE_PRICES)
-    price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
+    price_book = row_lock(PriceBook.objects.all(), price_book_id)
     changes.recorder().object_deleted(actor=actor, obj=price_book, before=changes.recorder().snapshot(price_book))
     price_book.delete()
 
 
 def _price_book_check(price_book: PriceBook) -> None:
     price_book.full_clean()
-    # Serialise writers of one scope, so two overlapping books cannot both pass the check.
+    # Serialise writers of one scope, so two overlapping books cannot both pass the check (FOR NO KEY UPDATE:
+    # a plain FOR UPDATE of the shared row would block, and deadlock with, a release filed in it).
     if price_book.environment_id:
-        Environment.objects.select_for_update().filter(id=price_book.environment_id).first()
+        row_lock(Environment.objects.all(), price_book.environment_id)
     else:
-        Cluster.objects.select_for_update().filter(id=price_book.cluster_id).first()
+        row_lock(Cluster.objects.all(), price_book.cluster_id)
     other = selectors.price_book_overlapping(price_book=price_book)
     if other is not None:
         until = f"until {other.valid_until:%Y-%m-%d %H:%M}" if other.valid_until else "open-ended"
@@ -104,7 +106,7 @@ def budget_create(*, actor: Actor, data: dict[str, Any]) -> Budget:
 
 @transaction.atomic
 def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budget:
-    budget = Budget.objects.select_for_update().select_related("project").get(id=budget_id)
+    budget = row_lock(Budget.objects.select_related("project"), budget_id)
     project_require_each(actor, Action.MANAGE_BUDGETS, [budget.project, data.get("project")])
     before = changes.recorder().snapshot(budget)
     for name, value in data.items():
@@ -117,7 +119,7 @@ def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budg
 
 @transaction.atomic
 def budget_delete(*, actor: Actor, budget_id: int) -> None:
-    budget = Budget.objects.select_for_update().select_related("project").get(id=budget_id)
+    budget = row_lock(Budget.objects.select_related("project"), budget_id)
     project_require(actor, Action.MANAGE_BUDGETS, budget.project)
     changes.recorder().object_deleted(actor=actor, obj=budget, before=changes.recorder().snapshot(budget))
     budget.delete()

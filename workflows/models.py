@@ -229,6 +229,30 @@ class StepRun(models.Model):
         return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
 
+class LaneOperation(models.Model):
+    """A claim on a lane by an operation on the running application (scale, decommission), like a step's.
+
+    At most one per lane; while it exists no release of the lane starts, and it is taken only while no
+    release is in flight. The row is deleted when the operation ends; ``expires_at`` lets a lane whose
+    operation died with its process go on (the operation's fence then stops it at its next write).
+    """
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="lane_operations")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="lane_operations")
+    kind = models.CharField(max_length=16)
+    actor = models.CharField(max_length=150)
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "environment"], name="lane_operation_one_per_lane"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.application_id} in {self.environment_id} by {self.actor}"
+
+
 def validate_timezone(value: str) -> None:
     if value not in available_timezones():
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin).")

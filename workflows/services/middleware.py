@@ -12,6 +12,7 @@ from paas_site.actors import Actor
 from paas_site.errors import ApplicationError, invalid_fields
 
 from .. import audit
+from ..locks import lane_lock
 from ..models import Release
 from .releases import release_file
 
@@ -62,7 +63,7 @@ def middleware_release(
     project_require(actor, Action.MANAGE_MIDDLEWARE, instance.application.project)
     values = middleware.variables_validate(instance.spec, variables, current=instance.variables)
     with transaction.atomic():
-        application = Application.objects.select_for_update().get(id=instance.application_id)
+        application = lane_lock(instance.application_id)
         if values != instance.variables:
             before = [audit.snapshot(application), audit.snapshot(instance)]
             for field, value in instance.spec.resources(values).items():

@@ -23,12 +23,13 @@ from .. import audit
 from ..audit import Actor
 from ..choices import CANCELLABLE, Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
+from ..locks import lane_lock, release_lock
 from ..models import Approval, Release
 from ..permissions import release_require
 from ..planner import approvals_missing
 from ..selectors import release_of_revision
 from . import notifications
-from .pipeline import lane_advance_on_commit, lane_lock, release_lock
+from .pipeline import lane_advance_on_commit
 
 
 def release_file(
