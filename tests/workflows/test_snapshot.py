@@ -274,7 +274,7 @@ def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_today
 
     from deployments.models import Revision
 
-    backfill = importlib.import_module("workflows.migrations.0008_release_snapshot_backfill").backfill
+    backfill = importlib.import_module("workflows.migrations.0010_release_snapshot_backfill").backfill
     # given a release and a revision recorded before snapshots existed, and a rollback release restoring it
     old = Revision.objects.create(application=app, environment=prod, number=1, image=PINNED.format(version="1.0"),
                                   config_hash="h", replicas=1, manifests=[], manifests_digest="d1")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0006_audit_hmac_chain'),
+        ('workflows', '0008_lane_operation'),
     ]
 
     operations = [

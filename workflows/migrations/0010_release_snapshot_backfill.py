@@ -72,7 +72,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("workflows", "0007_release_snapshot"),
+        ("workflows", "0009_release_snapshot"),
         ("deployments", "0005_revision_spec"),
         ("dns", "0001_initial"),
     ]
