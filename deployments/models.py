@@ -18,6 +18,7 @@ from .validators import (
     validate_cpu_quantity,
     validate_dns_label,
     validate_image_reference,
+    validate_image_registry,
     validate_memory_quantity,
     validate_service_name,
 )
@@ -270,6 +271,11 @@ class Application(models.Model):
         errors: dict[str, str] = {}
         if bool(self.base_image_id) == bool(self.image):
             errors["image"] = "set exactly one of base_image (built by Slipway) or image (prebuilt)."
+        elif self.image:
+            try:
+                validate_image_registry(self.image)
+            except ValidationError as exc:
+                errors["image"] = exc.messages[0]
         for request_field, limit_field, parse in (
             ("cpu_request", "cpu_limit", parse_cpu),
             ("memory_request", "memory_limit", parse_memory),

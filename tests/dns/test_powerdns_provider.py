@@ -91,7 +91,7 @@ def test_a_zone_missing_on_the_server_is_a_permanent_error_naming_it(pdns_zone):
 def test_a_stopped_server_is_a_transient_error_and_works_again_once_started(provider, pdns_zone):
     pdns_zone.stop()
     try:
-        with pytest.raises(TransientError, match="DNS provider internal.test. unavailable: .*refused"):
+        with pytest.raises(TransientError, match=r"^DNS provider internal.test. unreachable$"):  # no socket detail
             provider.apply(replace=[RRset(NAME, "A", 60, ("10.0.0.10",))])
     finally:
         pdns_zone.start()
@@ -114,7 +114,7 @@ def test_a_server_that_never_answers_is_a_transient_error():
         url = f"http://127.0.0.1:{hung.getsockname()[1]}"
         provider = PowerDNSProvider(ZoneAccess(name="internal.test.", api_url=url, api_key="k"), timeout=0.3)
 
-        with pytest.raises(TransientError, match="DNS provider internal.test. unavailable: .*timed out"):
+        with pytest.raises(TransientError, match=r"^DNS provider internal.test. unreachable$"):
             provider.rrsets()
 
 

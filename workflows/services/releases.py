@@ -14,7 +14,7 @@ from deployments.models import Application, Environment, Package
 from deployments.packages import SHA256, package_url_check
 from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
 from deployments.services import build_repository, package_upload
-from deployments.validators import validate_image_reference
+from deployments.validators import validate_image_reference, validate_image_registry
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, NotAllowed, invalid_fields
 
@@ -282,6 +282,7 @@ def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
                                    "from).", extra={"fields": {"image": ["This field is required."]}})
         try:
             validate_image_reference(image)
+            validate_image_registry(image)
         except ValidationError as exc:
             _invalid("image", exc.messages[0])
         return Artifact(image, None, "", "")
