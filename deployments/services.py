@@ -182,7 +182,7 @@ def smoke_check(url: str) -> None:
     except outbound.OutboundRefused as exc:
         raise PermanentError(f"smoke check {url} failed: {exc.message}") from None
     except requests.RequestException as exc:
-        raise PermanentError(f"smoke check {url} failed: {outbound.unreachable(url, exc).message}") from None
+        raise PermanentError(outbound.unreachable(f"smoke check {url}", exc).message) from None
     if code >= 400:
         raise PermanentError(f"smoke check {url} answered HTTP {code}")
 

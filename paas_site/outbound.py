@@ -83,11 +83,12 @@ def address_allowed(address: IPAddress | str) -> bool:
     address = ipaddress.ip_address(address)
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
-    candidates = [address] + [v4 for v4 in [embedded_ipv4(address)] if v4]
+    embedded = embedded_ipv4(address)
+    candidates = [address] + ([embedded] if embedded else [])
     if any(candidate in network for candidate in candidates for network in allowed_networks()
            if candidate.version == network.version):
         return True
-    return all(_public(candidate) for candidate in candidates)
+    return _public(embedded or address)  # an IPv6 form of an IPv4 address is judged as that address
 
 
 def _public(address: IPAddress) -> bool:
