@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, URLVali
 from django.db import models
 from django.db.models import Q
 
+from paas_site import outbound
 from paas_site.crypto import EncryptedTextField
 
 from . import kubeconfig, middleware
@@ -285,6 +286,8 @@ class Application(models.Model):
                     errors[limit_field] = f"must be at least {request_field} ({getattr(self, request_field)})."
             except ValidationError:
                 pass  # the field validator reports the unparsable quantity
+        if self.smoke_check_url and outbound.url_check(self.smoke_check_url):
+            errors["smoke_check_url"] = outbound.url_check(self.smoke_check_url)
         scaling = (self.autoscaling_min, self.autoscaling_max, self.autoscaling_target_cpu)
         if any(v is not None for v in scaling):
             if any(v is None for v in scaling):
