@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from .errors import PermanentError, TransientError
 
@@ -113,7 +114,7 @@ def url_check(url: str) -> str:
 
 
 def guarded_create_connection(
-    address: tuple[str, int], timeout: Any = None, source_address: tuple[str, int] | None = None,
+    address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT, source_address: tuple[str, int] | None = None,
     socket_options: Iterable[tuple[int, int, int]] | None = None,
 ) -> socket.socket:
     """Resolve once, refuse what the policy refuses, connect the socket to the very address checked."""
@@ -132,7 +133,7 @@ def guarded_create_connection(
         try:
             for option in socket_options or ():
                 sock.setsockopt(*option)
-            if timeout is not None:
+            if timeout is not _DEFAULT_TIMEOUT:  # urllib3's "no timeout given": keep the socket's default
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
