@@ -71,6 +71,13 @@ def outbound_policy(settings, request):
     settings.SLIPWAY_REGISTRIES = TEST_REGISTRIES + ([started.host] if hasattr(started, "host") else [])
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoint_dir(settings, tmp_path):
+    """Each test's audit checkpoints in its own directory: a checkpoint names events only its test made."""
+    settings.SLIPWAY_AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    return settings.SLIPWAY_AUDIT_CHECKPOINT_DIR
+
+
 @pytest.fixture
 def quick_pipeline(settings):
     """Retries and rollout polls in fractions of a second, for tests that run the real pipeline."""
