@@ -178,8 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "paas_site.api.Pagination",
     "DEFAULT_PARSER_CLASSES": [
         "paas_site.api.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "paas_site.api.FormParser",
+        "paas_site.api.MultiPartParser",
     ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

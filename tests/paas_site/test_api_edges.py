@@ -48,6 +48,23 @@ def test_a_lone_surrogate_in_a_key_is_refused(api, staff):
     assert not Cluster.objects.exists()
 
 
+def test_a_nul_character_is_refused_before_any_lookup(api, developer):
+    # a slug lookup with NUL reached PostgreSQL, which refuses NUL in text: a 500 found by the fuzz test
+    response = raw_post(api.as_user(developer), "/api/v1/applications/",
+                        '{"project": "shop", "name": "web", "base_image": "\\u0000y"}')
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("base_image: holds a lone UTF-16 surrogate")
+    assert "NUL" in response.json()["message"]
+
+
+def test_a_nul_character_in_a_form_field_is_refused_too(api, developer):
+    response = api.as_user(developer).post("/api/v1/applications/", {"project": "shop", "base_image": "\x00y"})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == "base_image: holds a NUL character (\\u0000), which is not text."
+
+
 @pytest.mark.parametrize(("url", "parameter"), [
     ("/api/v1/releases/?application=99999999999999999999999", "application"),
     ("/api/v1/releases/?application=1e400", "application"),
