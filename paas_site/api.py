@@ -15,8 +15,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 
 BIGINT_MAX = 2**63 - 1
-# str pairs are already joined, so any surrogate left is lone; NUL is no text either (PostgreSQL refuses it)
-_LONE_SURROGATE = re.compile("[\ud800-\udfff\x00]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # str pairs are already joined, so any left is lone
 
 
 class Pagination(PageNumberPagination):
@@ -25,7 +24,7 @@ class Pagination(PageNumberPagination):
 
 
 class JSONParser(parsers.JSONParser):
-    """JSON whose strings are Unicode text: ``"\\ud800"`` (a lone surrogate) or ``"\\u0000"`` is refused, not stored.
+    """JSON whose strings are Unicode text: ``"\\ud800"`` (a lone surrogate) is refused, not stored.
 
     Python's ``json`` decodes such escapes, but no database or UTF-8 encoder accepts the result.
     """
@@ -35,33 +34,8 @@ class JSONParser(parsers.JSONParser):
         where = _lone_surrogate_at(data, "")
         if where is not None:
             where = where.encode("utf-8", "backslashreplace").decode()  # the path may hold the surrogate itself
-            raise ParseError(f"{where or 'body'}: holds a lone UTF-16 surrogate (\\ud800-\\udfff) or a NUL "
-                             "character (\\u0000), which is not text.")
+            raise ParseError(f"{where or 'body'}: holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.")
         return data
-
-
-class FormParser(parsers.FormParser):
-    """Form fields are text too: a NUL character is refused (a lookup with it would reach PostgreSQL)."""
-
-    def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        return _refuse_nul(super().parse(stream, media_type, parser_context))
-
-
-class MultiPartParser(parsers.MultiPartParser):
-    """As :class:`FormParser`, for the fields of a multipart body (files are bytes, not checked)."""
-
-    def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        parsed = super().parse(stream, media_type, parser_context)
-        _refuse_nul(parsed.data)
-        return parsed
-
-
-def _refuse_nul(data: Any) -> Any:
-    for key, values in data.lists():
-        if "\x00" in key or any("\x00" in value for value in values if isinstance(value, str)):
-            where = key.replace("\x00", "\\u0000")
-            raise ParseError(f"{where}: holds a NUL character (\\u0000), which is not text.")
-    return data
 
 
 def _lone_surrogate_at(value: Any, path: str) -> str | None:
@@ -77,6 +51,15 @@ def _lone_surrogate_at(value: Any, path: str) -> str | None:
         if found is not None:
             return found
     return None
+
+
+class SlugRelatedField(serializers.SlugRelatedField):
+    """A row named by a text field; a name holding a NUL character (which PostgreSQL cannot compare) is a 400."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
 
 
 class DateTimeField(serializers.DateTimeField):

@@ -178,8 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "paas_site.api.Pagination",
     "DEFAULT_PARSER_CLASSES": [
         "paas_site.api.JSONParser",
-        "paas_site.api.FormParser",
-        "paas_site.api.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -300,3 +300,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "workflows.audit_checkpoint_write", "schedule": SLIPWAY_AUDIT_CHECKPOINT_SECONDS},
     "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }
+
+# CI tokens (workflows.services.ci_tokens): every token expires; its owner picks how soon, up to the maximum.
+SLIPWAY_CI_TOKEN_DEFAULT_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_DEFAULT_DAYS", "90"))
+SLIPWAY_CI_TOKEN_MAX_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_MAX_DAYS", "365"))
