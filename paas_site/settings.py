@@ -8,6 +8,7 @@ never a silent default.
 """
 import base64
 import hashlib
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -261,6 +262,21 @@ SLIPWAY_REGISTRY_PLAIN_HTTP = env_bool("SLIPWAY_REGISTRY_PLAIN_HTTP") if os.envi
 # Hosts a release's package URL may point at ("*.example.com" allows subdomains); empty allows none.
 SLIPWAY_PACKAGE_HOSTS = env_list("SLIPWAY_PACKAGE_HOSTS")
 SLIPWAY_PACKAGE_MAX_BYTES = int(os.environ.get("SLIPWAY_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
+
+# --- Outbound requests (paas_site.outbound) -----------------------------------------
+# CIDRs a platform admin allows although they are loopback, link-local, private, … (e.g. "10.20.0.0/16");
+# empty: only public addresses are reached. The demo and the tests allow loopback here.
+SLIPWAY_OUTBOUND_ALLOW = env_list("SLIPWAY_OUTBOUND_ALLOW")
+for _cidr in SLIPWAY_OUTBOUND_ALLOW:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"SLIPWAY_OUTBOUND_ALLOW: {_cidr!r} is not a CIDR (e.g. 10.20.0.0/16).") from None
+# Registries a release's or application's image may name (host[:port], "*.example.com" for subdomains,
+# "docker.io" for Docker Hub); SLIPWAY_REGISTRY is always allowed.
+SLIPWAY_REGISTRIES = env_list("SLIPWAY_REGISTRIES")
+# Hosts a registry's token service (its bearer challenge's realm) may be on besides the registry's own host.
+SLIPWAY_REGISTRY_TOKEN_HOSTS = env_list("SLIPWAY_REGISTRY_TOKEN_HOSTS", "auth.docker.io")
 
 # --- Audit trail -----------------------------------------------------------------
 # Signed checkpoints of the chain head go here (append-only checkpoints.jsonl); keep it off the database's host.

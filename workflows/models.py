@@ -16,6 +16,7 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 
 from deployments.models import Application, Environment, Package, Project, Revision
 from deployments.specs import DeploySpec, canonical_sha256
+from paas_site import outbound
 from paas_site.crypto import EncryptedTextField
 
 from . import chain
@@ -342,6 +343,9 @@ class ProjectWebhook(models.Model):
     def clean(self) -> None:
         if not isinstance(self.events, list) or not set(self.events) <= set(WebhookEvent.values):
             raise ValidationError({"events": f"must be a list of: {', '.join(WebhookEvent.values)}."})
+        problem = outbound.url_check(self.url)  # early word for a literal address; names are checked on connect
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class CiToken(models.Model):
