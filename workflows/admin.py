@@ -361,3 +361,6 @@ class CiTokenAdmin(AuditedAdmin):
         if token:
             self.message_user(request, f"The new CI token is {token} — copy it now: it will not be shown again.",
                               level=messages.SUCCESS)
+
+
+from . import signin_admin  # noqa: E402,F401  (lockouts and API tokens)
