@@ -28,9 +28,7 @@ def body_limit(request: HttpRequest) -> int:
 def too_large(request: HttpRequest, message: str, *, limit: int, status: int = 413) -> HttpResponse:
     if request.path_info.startswith("/api/"):
         return JsonResponse({"message": message, "code": CODE, "extra": {"limit_bytes": limit}}, status=status)
-    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["Connection"] = "close"
-    return response
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 class RequestBodyLimitMiddleware:
