@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0005_release_package'),
+        ('workflows', '0006_audit_hmac_chain'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
