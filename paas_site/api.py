@@ -29,9 +29,10 @@ class JSONParser(parsers.JSONParser):
     """Bounded JSON whose strings are Unicode text.
 
     The body is read up to ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (paas_site.limits has refused a longer one
-    already), nesting deeper than ``SLIPWAY_JSON_MAX_DEPTH`` is a 400 before Python's recursive decoder
-    sees it, and ``"\\ud800"`` (a lone surrogate) is refused, not stored: Python's ``json`` decodes such
-    escapes, but no database or UTF-8 encoder accepts the result.
+    already). Nesting deeper than ``SLIPWAY_JSON_MAX_DEPTH`` is a 400, also where Python's recursive
+    decoder gives up first, and before anything walks the data recursively. ``"\\ud800"`` (a lone
+    surrogate) is refused, not stored: Python's ``json`` decodes such escapes, but no database or UTF-8
+    encoder accepts the result.
     """
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
@@ -40,9 +41,13 @@ class JSONParser(parsers.JSONParser):
         if len(raw) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         depth = settings.SLIPWAY_JSON_MAX_DEPTH
-        if json_depth_exceeds(raw, depth):
-            raise ParseError(f"body: JSON nested deeper than {depth} levels.")
-        data = super().parse(io.BytesIO(raw), media_type, parser_context)
+        too_deep = ParseError(f"body: JSON nested deeper than {depth} levels.")
+        try:
+            data = super().parse(io.BytesIO(raw), media_type, parser_context)
+        except RecursionError:  # Python's decoder gives up past the interpreter's recursion limit
+            raise too_deep from None
+        if nesting_exceeds(data, depth):
+            raise too_deep
         where = _lone_surrogate_at(data, "")
         if where is not None:
             where = where.encode("utf-8", "backslashreplace").decode()  # the path may hold the surrogate itself
@@ -55,29 +60,17 @@ class PayloadTooLarge(APIException):
     default_code = "request_too_large"
 
 
-_BRACKETS = re.compile(rb'[\[\]{}"\\]')
-
-
-def json_depth_exceeds(raw: bytes, limit: int) -> bool:
-    """Whether the JSON text ``raw`` opens more than ``limit`` arrays/objects at once (strings skipped)."""
-    depth, in_string, escaped_at = 0, False, -1
-    for match in _BRACKETS.finditer(raw):
-        char, at = match.group(), match.start()
-        if in_string:
-            if at == escaped_at:
-                continue  # the character after a backslash
-            if char == b"\\":
-                escaped_at = at + 1
-            elif char == b'"':
-                in_string = False
-        elif char == b'"':
-            in_string = True
-        elif char in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in (b"]", b"}"):
-            depth -= 1
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays/objects in ``value`` nest deeper than ``limit`` (no recursion: the depth is the attack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
     return False
 
 
