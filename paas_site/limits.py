@@ -2,12 +2,14 @@
 
 A body is judged by its declared length before any of it is read (WSGI reads no more than that
 length, so a body cannot outgrow it): ``DATA_UPLOAD_MAX_MEMORY_SIZE`` for everything, and room for
-one package (``SLIPWAY_PACKAGE_MAX_BYTES``) in a multipart upload, whose file part stops streaming
-once it passes that size. The answer is a 413 — JSON ``{"message", "code", "extra"}`` under
-``/api/`` — whatever ``DEBUG`` says, never an error page.
+one package (``SLIPWAY_PACKAGE_MAX_BYTES``) in a multipart upload, whose file part stops being
+stored once it passes that size (and is then refused by its size, naming the field). The answer is
+a 413 — JSON ``{"message", "code", "extra"}`` under ``/api/`` — whatever ``DEBUG`` says, never an
+error page.
 """
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -63,18 +65,46 @@ class RequestBodyLimitMiddleware:
         return None
 
 
+class OversizedUpload(UploadedFile):
+    """What an upload past the package limit becomes: its name and the size it reached, and no content.
+
+    Nothing of it past the limit was kept; the service refuses it by ``size`` (a 400 naming the field),
+    and reading it is a bug, so it raises rather than yield a truncated package.
+    """
+
+    def __init__(self, *, name: str, content_type: str, size: int):
+        super().__init__(file=None, name=name, content_type=content_type, size=size)
+
+    def open(self, mode=None):
+        raise PackageTooLarge(f"{self.name}: cut at the package limit")
+
+    def read(self, *args):
+        raise PackageTooLarge(f"{self.name}: cut at the package limit")
+
+    def chunks(self, chunk_size=None):
+        raise PackageTooLarge(f"{self.name}: cut at the package limit")
+
+    def close(self) -> None:
+        return None
+
+
 class PackageSizeUploadHandler(FileUploadHandler):
-    """First in ``FILE_UPLOAD_HANDLERS``: counts each file's bytes and stops the upload past the package limit."""
+    """First in ``FILE_UPLOAD_HANDLERS``: past ``SLIPWAY_PACKAGE_MAX_BYTES`` a file's bytes go nowhere.
+
+    The handlers after it (memory, then a temporary file) stop receiving the file's data at the limit,
+    and the file arrives as an :class:`OversizedUpload` of the size it reached — the rest of the body,
+    bounded by :class:`RequestBodyLimitMiddleware`, is read past, not spooled.
+    """
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
         self.received = 0
 
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self.received += len(raw_data)
-        if self.received > settings.SLIPWAY_PACKAGE_MAX_BYTES:
-            raise PackageTooLarge(f"{self.file_name}: larger than {settings.SLIPWAY_PACKAGE_MAX_BYTES} bytes")
-        return raw_data
+        return None if self.received > settings.SLIPWAY_PACKAGE_MAX_BYTES else raw_data
 
-    def file_complete(self, file_size: int) -> None:
+    def file_complete(self, file_size: int) -> UploadedFile | None:
+        if self.received > settings.SLIPWAY_PACKAGE_MAX_BYTES:
+            return OversizedUpload(name=self.file_name, content_type=self.content_type, size=self.received)
         return None

@@ -11,11 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
+from tests.paas_site.test_site import production_env
 from tests.reliability.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,12 +52,11 @@ def database_url() -> str:
 def web(request):
     """A Slipway web process on a free port (these requests never reach the database); yields (port, pid)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "paas_site.settings"}
+    where = {"DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "paas_site.settings"}
     if request.param == "debug":
-        env.update(DEBUG="true")
+        env = {**os.environ, **where, "DEBUG": "true"}
     else:
-        env.update(DEBUG="false", SECRET_KEY="limits-test-secret-key-" + "x" * 40, ALLOWED_HOSTS="127.0.0.1",
-                   SLIPWAY_ENCRYPTION_KEYS="3nZ0mWqKSX3S6N1FvJ7QxY1qk2m8bq3X0tC9nXc7U2Q=", SECURE_SSL_REDIRECT="false")
+        env = production_env(**where, ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="false")
     process = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -156,17 +158,27 @@ def test_nesting_within_the_limit_still_parses(api, staff):
     assert "nested deeper" not in response.json()["message"]
 
 
-def test_an_upload_stops_streaming_at_the_package_limit(api, developer, settings, tmp_path):
+def test_an_upload_past_the_package_limit_is_not_stored_and_is_refused_by_its_size(api, developer, settings,
+                                                                                  tmp_path):
     # given a package limit of 1 MiB
     settings.SLIPWAY_PACKAGE_MAX_BYTES = 1 * MB
-    settings.MEDIA_ROOT = tmp_path
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path
+    spooled = []
+    original = TemporaryFileUploadHandler.receive_data_chunk
+
+    def spool(handler, raw_data, start):
+        spooled.append(len(raw_data))
+        return original(handler, raw_data, start)
+
+    # when a 2 MiB file is uploaded (watching what reaches the temporary file)
     upload = SimpleUploadedFile("app.tar.gz", b"\0" * (2 * MB), content_type="application/gzip")
+    with mock.patch.object(TemporaryFileUploadHandler, "receive_data_chunk", spool):
+        response = api.as_user(developer).post("/api/v1/packages/", {"project": "shop", "file": upload},
+                                               format="multipart")
 
-    # when a 2 MiB file is uploaded
-    response = api.as_user(developer).post("/api/v1/packages/", {"project": "shop", "file": upload},
-                                           format="multipart")
-
-    # then the answer names the file and the limit, and nothing was stored
-    assert response.status_code == 413, response.content[:300]
-    assert response.json()["message"] == f"file: is larger than the package limit of {MB} bytes."
-    assert not list(tmp_path.rglob("*"))
+    # then the answer names the file and the limit, at most the limit was spooled, and nothing was stored
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["message"] == f"file: is {2 * MB} bytes; the limit is {MB} bytes."
+    assert 0 < sum(spooled) <= MB
+    assert not (tmp_path / "media").exists()
