@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from deployments.locks import rows_lock
 from paas_site.errors import NotFound, invalid_fields
 
 from .. import audit
@@ -44,9 +45,10 @@ def api_token_issue(*, user: AbstractBaseUser, name: str, expires_in: int | None
 @transaction.atomic
 def api_token_revoke(*, actor: AbstractBaseUser, token_id: int) -> ApiToken:
     """Revoke one of ``actor``'s own tokens (another user's is not found, not forbidden)."""
-    token = ApiToken.objects.select_for_update().select_related("user").filter(id=token_id, user=actor).first()
-    if token is None:
+    tokens = rows_lock(ApiToken.objects.select_related("user").filter(id=token_id, user=actor))
+    if not tokens:
         raise NotFound(f"You have no API token {token_id}.")
+    token = tokens[0]
     audit.api_token_revoked(actor=actor, token=token, reason="revoked by its owner")
     token.delete()
     return token
@@ -55,7 +57,7 @@ def api_token_revoke(*, actor: AbstractBaseUser, token_id: int) -> ApiToken:
 @transaction.atomic
 def api_tokens_revoke(*, actor: AbstractBaseUser, token_ids: list[int], reason: str) -> int:
     """Revoke the given tokens, whoever holds them (a platform admin, or a password change)."""
-    tokens = list(ApiToken.objects.select_for_update().select_related("user").filter(id__in=token_ids).order_by("id"))
+    tokens = rows_lock(ApiToken.objects.select_related("user").filter(id__in=token_ids))
     for token in tokens:
         audit.api_token_revoked(actor=actor, token=token, reason=reason)
     ApiToken.objects.filter(id__in=[token.id for token in tokens]).delete()
@@ -82,7 +84,7 @@ def signin_lockout_record(*, username: str | None, ip_address: str | None, rules
 @transaction.atomic
 def signin_unlock(*, actor: AbstractBaseUser, attempt_ids: list[int]) -> int:
     """Forget the failed attempts of the given rows (the admin's unlock); returns how many were unlocked."""
-    attempts = list(AccessAttempt.objects.select_for_update().filter(id__in=attempt_ids).order_by("id"))
+    attempts = rows_lock(AccessAttempt.objects.filter(id__in=attempt_ids))
     for attempt in attempts:
         audit.signin_unlocked(actor=actor, attempt=attempt)
     AccessAttempt.objects.filter(id__in=[attempt.id for attempt in attempts]).delete()
