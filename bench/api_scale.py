@@ -65,9 +65,8 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from deployments.choices import Role  # noqa: E402
 from deployments.models import Application, Cluster, Environment, Project, ProjectMembership  # noqa: E402
 from workflows.audit import GENESIS_HASH  # noqa: E402
-from workflows.models import ApiToken  # noqa: E402
 from workflows.chain import signing_key_id  # noqa: E402
-from workflows.models import AuditChainHead, AuditEvent, Release  # noqa: E402
+from workflows.models import ApiToken, AuditChainHead, AuditEvent, Release  # noqa: E402
 
 PROJECTS, APPS_PER_PROJECT = 100, 10
 APPS = PROJECTS * APPS_PER_PROJECT
@@ -145,7 +144,7 @@ def reference_data() -> None:
     started = time.perf_counter()
     call_command("flush", interactive=False, verbosity=0)
     users = get_user_model().objects
-    staff = users.create_superuser("bench-staff", "staff@example.com", None)
+    users.create_superuser("bench-staff", "staff@example.com", None)
     member = users.create_user("bench-member")
     approvers = [users.create_user(f"bench-approver{n}") for n in (1, 2)]
     cluster = Cluster.objects.create(name="bench", api_server="https://bench.invalid", token="bench")
