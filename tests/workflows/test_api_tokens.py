@@ -180,7 +180,7 @@ def test_the_admin_lists_tokens_without_their_value_or_key(developer, staff):
 
 
 def test_legacy_plaintext_tokens_are_hashed_and_erased(developer):
-    migration = __import__("workflows.migrations.0010_api_tokens_from_authtoken", fromlist=["hash_legacy_tokens"])
+    migration = __import__("workflows.migrations.0012_api_tokens_from_authtoken", fromlist=["hash_legacy_tokens"])
     legacy = "0123456789abcdef0123456789abcdef01234567"
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id integer, created timestamptz)")

@@ -31,6 +31,6 @@ def hash_legacy_tokens(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("workflows", "0009_api_tokens")]
+    dependencies = [("workflows", "0011_api_tokens")]
 
     operations = [migrations.RunPython(hash_legacy_tokens, migrations.RunPython.noop, elidable=True)]
