@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+from knox.models import AbstractAuthToken
 
 from deployments.models import Application, Environment, Package, Project, Revision
 from deployments.specs import DeploySpec, canonical_sha256
@@ -481,3 +482,26 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return self.last_hash
+
+
+class ApiToken(AbstractAuthToken):
+    """A user's API token (django-rest-knox): named, expiring; only its SHA-512 digest is stored.
+
+    ``token_key`` (knox's lookup prefix) is part of the token: it is never shown, in the admin or anywhere.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=100)
+    expiry = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["user", "expiry"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} API token {self.name}"
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry <= timezone.now()
