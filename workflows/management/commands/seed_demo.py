@@ -80,11 +80,18 @@ class Command(BaseCommand):
         parser.add_argument("--sandbox-token", default="sandbox-token", help="Bearer token the sandbox expects.")
         parser.add_argument("--password", help="Use this password for every demo user instead of random ones.")
 
-    @transaction.atomic
     def handle(self, *args, sandbox_url, sandbox_token, password, **options):
-        if not settings.DEBUG:
+        if not settings.DEBUG:  # before anything touches the database
             raise CommandError("seed_demo resets demo passwords, approval policies and cluster credentials: "
                                "it runs only with DEBUG on.")
+        with transaction.atomic():
+            passwords = self.seed(sandbox_url=sandbox_url, sandbox_token=sandbox_token, password=password)
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (user / password / role):"))
+        for username, role, staff in DEMO_USERS:
+            label = "platform admin" if staff else (role.label.lower() if role else "finance")
+            self.stdout.write(f"  {username:10} {passwords[username]:14} {label}")
+
+    def seed(self, *, sandbox_url: str, sandbox_token: str, password: str | None) -> dict[str, str]:
         project = upsert(
             Project, slug="shop", defaults={"name": "Web shop", "cost_center": "CC-4711", "description": "Demo project."}
         )
@@ -159,8 +166,4 @@ class Command(BaseCommand):
             defaults={"base_image": BaseImage.objects.get(name="tomcat"), "image": "", "port": 8080,
                       "health_path": "/"},
         )
-
-        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (user / password / role):"))
-        for username, role, staff in DEMO_USERS:
-            label = "platform admin" if staff else (role.label.lower() if role else "finance")
-            self.stdout.write(f"  {username:10} {passwords[username]:14} {label}")
+        return passwords
