@@ -110,7 +110,7 @@ def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budg
 @transaction.atomic
 def budget_delete(*, actor: Actor, budget_id: int) -> None:
     budget = Budget.objects.select_for_update().get(id=budget_id)
-    changes.recorder().object_deleted(actor=actor, obj=budget, before=changes.recorder().snapshot(budget))
+    changes.deletion_record(actor=actor, obj=budget)  # and its alerts
     budget.delete()
 
 

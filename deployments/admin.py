@@ -34,7 +34,7 @@ class AuditedAdmin(admin.ModelAdmin):
             changes.recorder().object_created(actor=request.user, obj=obj)
 
     def delete_model(self, request, obj):
-        changes.recorder().object_deleted(actor=request.user, obj=obj, before=changes.recorder().snapshot(obj))
+        changes.deletion_record(actor=request.user, obj=obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):

@@ -9,8 +9,9 @@ from django.urls import reverse
 from deployments.choices import FINANCE_GROUP
 from deployments.models import ProjectMembership
 from tests.admin_forms import page_form, submit, with_changes
+from tests.billing.factories import BudgetFactory
 from tests.deployments.factories import MembershipFactory, ProjectFactory, UserFactory
-from workflows.models import AuditEvent
+from workflows.models import AuditEvent, CiToken, ProjectWebhook
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-new-password-9Kd!"
@@ -112,3 +113,35 @@ def test_bulk_delete_of_memberships_is_audited_per_membership(superuser_client):
 
     assert response.status_code == 302 and not ProjectMembership.objects.exists()
     assert all(events_about(m) for m in memberships)
+
+
+def project_with_dependents(*, workflows_rows: bool = True):
+    """A project with rows its deletion cascades to (the admin refuses to delete CI tokens and webhooks)."""
+    project = ProjectFactory(slug="doomed")
+    rows = [MembershipFactory(project=project), BudgetFactory(project=project)]
+    if workflows_rows:
+        rows += [CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of("t"), prefix="t"),
+                 ProjectWebhook.objects.create(project=project, url="https://hooks.example.com/x", secret="s")]
+    return project, rows
+
+
+def test_deleting_a_project_in_the_admin_records_what_it_takes_with_it(superuser_client):
+    project, rows = project_with_dependents(workflows_rows=False)
+
+    response = superuser_client.post(reverse("admin:deployments_project_delete", args=[project.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    for row in [project, *rows]:
+        assert [e.action for e in events_about(row)] == ["object.deleted"], f"{row._meta.label} left no event"
+
+
+def test_deleting_a_project_through_the_api_records_what_it_takes_with_it(api):
+    project, rows = project_with_dependents()
+
+    response = api.as_user(UserFactory(username="ops", is_superuser=True)).delete(f"/api/v1/projects/{project.slug}/")
+
+    assert response.status_code == 204
+    for row in [project, *rows]:
+        assert [e.action for e in events_about(row)] == ["object.deleted"], f"{row._meta.label} left no event"
+    secret = AuditEvent.objects.get(target_type="workflows.projectwebhook").before["secret"]
+    assert secret.startswith("(set ") and "s" != secret
