@@ -209,8 +209,12 @@ def superuser_client(client):
 
 @pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda model: model._meta.label)
 def test_every_change_through_the_admin_is_audited(model, superuser_client):
-    client, model_admin = superuser_client, admin.site._registry[model]
-    request = superuser_request(client.walker)
+    walk_admin(superuser_client, admin.site._registry[model])
+
+
+def walk_admin(client, model_admin: admin.ModelAdmin) -> None:
+    """Change ``model_admin``'s model every way its admin allows; fail on the first change without an event."""
+    model, request = model_admin.model, superuser_request(client.walker)
     opts, label = model._meta, model._meta.label_lower
     url = f"admin:{opts.app_label}_{opts.model_name}"
     form_id = f"{opts.model_name}_form"
@@ -277,6 +281,14 @@ def test_every_change_through_the_admin_is_audited(model, superuser_client):
             "and inline saves are not audited: make it read-only (edits on the model's own admin page) "
             "or audit save_formset and add a case here"
         )
+
+
+@pytest.mark.urls("tests.workflows.unaudited_admin_urls")
+def test_the_walk_fails_an_admin_that_changes_without_an_event(superuser_client):
+    from tests.workflows.unaudited_admin_urls import site
+
+    with pytest.raises(AssertionError, match="adding a zone in the admin left no audit event"):
+        walk_admin(superuser_client, site._registry[ZoneFactory._meta.model])
 
 
 # -- the API cases -----------------------------------------------------------------------
