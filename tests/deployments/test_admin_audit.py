@@ -145,3 +145,18 @@ def test_deleting_a_project_through_the_api_records_what_it_takes_with_it(api):
         assert [e.action for e in events_about(row)] == ["object.deleted"], f"{row._meta.label} left no event"
     secret = AuditEvent.objects.get(target_type="workflows.projectwebhook").before["secret"]
     assert secret.startswith("(set ") and "s" != secret
+
+
+def test_changing_your_own_password_in_the_admin_is_audited_without_it(client):
+    user = UserFactory(username="staffer", is_staff=True)
+    client.force_login(user)
+
+    response = client.post(reverse("admin:password_change"), {
+        "old_password": "correct horse battery staple", "new_password1": PASSWORD, "new_password2": PASSWORD})
+
+    assert response.status_code == 302
+    user.refresh_from_db()
+    [event] = events_about(user)
+    assert event.actor == "user:staffer" and event.after == {"password": "changed"}
+    recorded = json.dumps([event.before, event.after, event.message])
+    assert PASSWORD not in recorded and user.password not in recorded

@@ -283,6 +283,32 @@ def walk_admin(client, model_admin: admin.ModelAdmin) -> None:
         )
 
 
+# The admin site's own views (not a model's): which change something, and which only read.
+SITE_VIEW_CASES = {
+    "password_change": {"old_password": "correct horse battery staple", "new_password1": PASSWORD,
+                        "new_password2": PASSWORD},
+}
+READ_ONLY_SITE_VIEWS = {
+    "index": "lists the models", "app_list": "lists an app's models", "jsi18n": "serves translations",
+    "autocomplete": "searches rows for a select box", "view_on_site": "redirects to an object's page",
+    "password_change_done": "says the password was changed",
+    "login": "starts a session: sessions are not governed state (failed sign-ins are the lockout's to record)",
+    "logout": "ends a session",
+}
+
+
+def test_every_change_through_the_admin_site_itself_is_audited(superuser_client):
+    for pattern in admin.site.get_urls():
+        name = getattr(pattern, "name", None)
+        if name is None or name in READ_ONLY_SITE_VIEWS:
+            continue
+        assert name in SITE_VIEW_CASES, f"admin site view {name!r} has no case (or read-only entry)"
+        mark = last_event_id()
+        response = superuser_client.post(reverse(f"admin:{name}"), SITE_VIEW_CASES[name])
+        assert response.status_code == 302, form_errors(response)
+        assert new_events(mark, "auth.user", superuser_client.walker.pk), f"admin site view {name!r} left no event"
+
+
 @pytest.mark.urls("tests.workflows.unaudited_admin_urls")
 def test_the_walk_fails_an_admin_that_changes_without_an_event(superuser_client):
     from tests.workflows.unaudited_admin_urls import site
