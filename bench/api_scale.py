@@ -66,6 +66,7 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 from deployments.choices import Role  # noqa: E402
 from deployments.models import Application, Cluster, Environment, Project, ProjectMembership  # noqa: E402
 from workflows.audit import GENESIS_HASH  # noqa: E402
+from workflows.chain import signing_key_id  # noqa: E402
 from workflows.models import AuditChainHead, AuditEvent, Release  # noqa: E402
 
 PROJECTS, APPS_PER_PROJECT = 100, 10
@@ -76,7 +77,7 @@ YEAR_SECONDS = 365 * 86400
 FIRST_BATCH = 1_000  # releases loaded before the first query count
 AUDIT_COLUMNS = ["id", "created_at", "actor", "actor_user_id", "action", "target_type", "target_id", "target_repr",
                  "project_id", "release_id", "from_state", "to_state", "before", "after", "message", "correlation_id",
-                 "prev_hash", "hash"]
+                 "prev_hash", "hash", "key_id"]
 # (action, from_state, to_state, after) of each release's events, in order; a release has the first N of them
 LIFE = [
     ("release.requested", "", "requested", None),
@@ -207,6 +208,7 @@ def audit_events_copy(first: int, last: int, per_release: int) -> int:
         "environment__name"))  # read before COPY starts: the connection cannot fetch while it copies
     head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first() or GENESIS_HASH
     next_id = first * per_release + 1
+    key_id = signing_key_id()
     written = 0
     with connection.cursor() as cursor, cursor.cursor.copy(
         f"COPY workflows_auditevent ({', '.join(AUDIT_COLUMNS)}) FROM STDIN"
@@ -221,6 +223,7 @@ def audit_events_copy(first: int, last: int, per_release: int) -> int:
                     action=action, target_type="workflows.release", target_id=str(release_id), target_repr=target,
                     project_id=project_id, release_id=release_id, from_state=from_state, to_state=to_state,
                     after=after, message=f"{target} {from_state} → {to_state}", correlation_id="", prev_hash=head,
+                    key_id=key_id,
                 )
                 event.hash = head = event.compute_hash()
                 copy.write_row([getattr(event, column) if column not in ("before", "after") else

@@ -48,6 +48,7 @@ def production_like_environment() -> None:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     os.environ.setdefault("SLIPWAY_ENCRYPTION_KEYS",
                           base64.urlsafe_b64encode(hashlib.sha256(b"bench-only").digest()).decode())
+    os.environ.setdefault("SLIPWAY_AUDIT_KEYS", "bench:" + hashlib.sha256(b"bench-only-audit").hexdigest())
 
 
 def free_port() -> int:

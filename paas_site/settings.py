@@ -2,8 +2,8 @@
 
 Development defaults are safe to run on a laptop: SQLite under ``var/``, a
 random secret key (only with ``DEBUG``), Redis on localhost. Production sets
-``SECRET_KEY``, ``SLIPWAY_ENCRYPTION_KEYS``, ``DATABASE_URL`` and
-``ALLOWED_HOSTS`` explicitly; without ``DEBUG`` a missing secret is an error,
+``SECRET_KEY``, ``SLIPWAY_ENCRYPTION_KEYS``, ``SLIPWAY_AUDIT_KEYS``,
+``DATABASE_URL`` and ``ALLOWED_HOSTS`` explicitly; without ``DEBUG`` a missing secret is an error,
 never a silent default.
 """
 import base64
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from paas_site.keyring import KeyringError, keyring_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SLIPWAY_VAR_DIR", BASE_DIR / "var"))
@@ -57,6 +59,18 @@ if not SLIPWAY_ENCRYPTION_KEYS:
     SLIPWAY_ENCRYPTION_KEYS = [
         base64.urlsafe_b64encode(hashlib.sha256(b"slipway-dev:" + SECRET_KEY.encode()).digest()).decode()
     ]
+
+# HMAC keys of the audit chain and its checkpoints, "id:secret" each: the first signs, all verify (rotation).
+# They must live outside the database: whoever holds one can re-sign a rewritten trail.
+SLIPWAY_AUDIT_KEYS = env_list("SLIPWAY_AUDIT_KEYS")
+if not SLIPWAY_AUDIT_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("SLIPWAY_AUDIT_KEYS must be set when DEBUG is off.")
+    SLIPWAY_AUDIT_KEYS = ["dev:" + hashlib.sha256(b"slipway-audit:" + SECRET_KEY.encode()).hexdigest()]
+try:
+    keyring_parse(SLIPWAY_AUDIT_KEYS, variable="SLIPWAY_AUDIT_KEYS")
+except KeyringError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -248,6 +262,16 @@ SLIPWAY_REGISTRY_PLAIN_HTTP = env_bool("SLIPWAY_REGISTRY_PLAIN_HTTP") if os.envi
 SLIPWAY_PACKAGE_HOSTS = env_list("SLIPWAY_PACKAGE_HOSTS")
 SLIPWAY_PACKAGE_MAX_BYTES = int(os.environ.get("SLIPWAY_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
 
+# --- Audit trail -----------------------------------------------------------------
+# Signed checkpoints of the chain head go here (append-only checkpoints.jsonl); keep it off the database's host.
+SLIPWAY_AUDIT_CHECKPOINT_DIR = Path(os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_DIR", VAR_DIR / "audit-checkpoints"))
+SLIPWAY_AUDIT_CHECKPOINT_SECONDS = float(os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SECONDS", "300"))
+# Optional copies elsewhere: a URL that receives each checkpoint as a POSTed JSON body (signed with the
+# secret in X-Slipway-Signature when one is set), and a syslog address (udp://host:514, tcp://host:601, /dev/log).
+SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK", "")
+SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET", "")
+SLIPWAY_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SYSLOG", "")
+
 # --- Billing --------------------------------------------------------------------
 SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))
 
@@ -257,5 +281,6 @@ CELERY_BEAT_SCHEDULE = {
     "billing-usage-meter": {"task": "billing.usage_meter", "schedule": float(SLIPWAY_METERING_INTERVAL_SECONDS)},
     "billing-costs-refresh": {"task": "billing.costs_refresh", "schedule": 3600.0},
     "notify-budget-alerts": {"task": "workflows.budget_alerts_notify", "schedule": 300.0},
+    "audit-checkpoint": {"task": "workflows.audit_checkpoint_write", "schedule": SLIPWAY_AUDIT_CHECKPOINT_SECONDS},
     "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }

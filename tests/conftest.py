@@ -55,6 +55,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoint_dir(settings, tmp_path):
+    """Each test's audit checkpoints in its own directory: a checkpoint names events only its test made."""
+    settings.SLIPWAY_AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    return settings.SLIPWAY_AUDIT_CHECKPOINT_DIR
+
+
 @pytest.fixture
 def quick_pipeline(settings):
     """Retries and rollout polls in fractions of a second, for tests that run the real pipeline."""

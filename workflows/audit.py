@@ -1,12 +1,19 @@
 """The one writer of the audit trail: one keyword-only function per event kind.
 
 Services call these inside the transaction of the change they record, so an
-event exists exactly when its change committed. Each event's hash covers the
-previous event's hash and the event's canonical JSON; the chain head row is
-locked while appending, so concurrent writers form one chain.
+event exists exactly when its change committed. Each event's link is an
+HMAC-SHA256 under the first ``SLIPWAY_AUDIT_KEYS`` key (recorded as its
+``key_id``) over the previous link and the event's canonical JSON; the chain
+head row is locked while appending, so concurrent writers form one chain.
+``chain_check`` verifies every link and the chain against the signed
+checkpoints kept outside the database (``workflows.anchors``), and names each
+rewritten event, removed event or tail, rewound head and unknown key.
 """
+import dataclasses
 import hashlib
 import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -18,10 +25,11 @@ from deployments.models import Application, Environment
 from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
+from . import chain
+from .chain import GENESIS_HASH, CheckpointInvalid, CheckpointRecord, UnknownKey
 from .choices import AuditAction
-from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical, audit_hash
+from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical
 
-GENESIS_HASH = "0" * 64
 Actor = AbstractBaseUser | str  # a user, or "system:<component>"
 
 
@@ -186,6 +194,7 @@ def _append(
         message=message,
         correlation_id=current_correlation_id.get(),
         prev_hash=head.last_hash,
+        key_id=chain.signing_key_id(),
     )
     event.hash = event.compute_hash()
     event.save()
@@ -194,24 +203,172 @@ def _append(
     return event
 
 
-def chain_verify(*, chunk_size: int = 5000) -> tuple[int, AuditEvent | None, str]:
-    """Re-compute the chain. Returns (events checked, first bad event or None, reason).
+# -- verification ----------------------------------------------------------------------------
+# What a finding says is wrong; the database's own (DATABASE_KINDS) or the checkpoint store's.
+REWRITTEN, REMOVED, UNKNOWN_KEY, HEAD_REWOUND, TAIL_REMOVED, CHECKPOINT = (
+    "rewritten", "removed", "unknown_key", "head_rewound", "tail_removed", "checkpoint")
+DATABASE_KINDS = {REWRITTEN, REMOVED, UNKNOWN_KEY, HEAD_REWOUND, TAIL_REMOVED}
+FINDINGS_KEPT = 50  # a chain recomputed without the key fails at every later event: keep the first ones
 
-    Reads plain rows: no model instance is built per event, only for the broken one it names.
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+    event_id: int | None = None
+
+
+@dataclass
+class ChainReport:
+    events: int = 0  # events read
+    verified: int = 0  # events whose link verified under a configured key
+    verified_before_first_finding: int = 0
+    last_event_id: int = 0
+    checkpoints: int = 0  # valid checkpoints the chain was compared with
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    total_findings: int = 0
+
+    def add(self, kind: str, message: str, event_id: int | None = None) -> None:
+        self.total_findings += 1
+        if len(self.findings) < FINDINGS_KEPT:
+            self.findings.append(Finding(kind, message, event_id))
+
+    @property
+    def intact(self) -> bool:
+        return not self.total_findings
+
+    @property
+    def database_broken(self) -> bool:
+        return any(finding.kind in DATABASE_KINDS for finding in self.findings)
+
+
+def chain_check(*, checkpoints: Iterable[CheckpointRecord] = (), chunk_size: int = 5000) -> ChainReport:
+    """Verify every link under ``SLIPWAY_AUDIT_KEYS``, the chain head, and the chain against each checkpoint.
+
+    Reads plain rows: no model instance is built per event. Each link is checked on its own (a MAC does
+    not depend on the verdict about the one before it), so every rewritten event is named, not just the first.
     """
-    expected_prev = GENESIS_HASH
-    checked = 0
-    rows = AuditEvent.objects.order_by("id").values_list("id", "prev_hash", "hash", *AUDIT_HASHED_FIELDS)
-    for event_id, prev_hash, event_hash, *fields in rows.iterator(chunk_size=chunk_size):
+    report = ChainReport()
+    expected: dict[int, list[chain.Checkpoint]] = {}
+    for source in checkpoints:
+        checkpoint = _checkpoint_read(source, report)
+        if checkpoint is not None:
+            expected.setdefault(checkpoint.event_id, []).append(checkpoint)
+            report.checkpoints += 1
+
+    verify = chain.link_verifier()
+    expected_prev, previous_id, rewritten_run = GENESIS_HASH, 0, 0
+    rows = AuditEvent.objects.order_by("id").values_list("id", "prev_hash", "hash", "key_id", *AUDIT_HASHED_FIELDS)
+    for event_id, prev_hash, link, key_id, *fields in rows.iterator(chunk_size=chunk_size):
+        report.events += 1
+        sound = True
         if prev_hash != expected_prev:
-            return checked, AuditEvent.objects.get(id=event_id), (
-                "its prev_hash does not match the previous event's hash (an event was removed or reordered)")
-        if audit_hash(prev_hash, audit_canonical(*fields)) != event_hash:
-            return checked, AuditEvent.objects.get(id=event_id), (
-                "its content does not match its hash (the event was altered)")
-        expected_prev = event_hash
-        checked += 1
-    head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first() or GENESIS_HASH
-    if head != expected_prev:
-        return checked, None, "the newest events were removed (the chain head names a later hash)"
-    return checked, None, ""
+            sound = False
+            after = f"#{previous_id}" if previous_id else "the start of the chain"
+            report.add(REMOVED, f"{_named(event_id, fields)}: its prev_hash is not the link of the event before "
+                                f"it ({after}): an event between them was removed or the events were reordered", event_id)
+        try:
+            linked = verify(prev_hash, audit_canonical(*fields), key_id, link)
+        except UnknownKey:
+            sound = False
+            report.add(UNKNOWN_KEY, f"{_named(event_id, fields)} is linked under key id {key_id!r}, which "
+                                    "SLIPWAY_AUDIT_KEYS does not hold: configure that key again, or the event was "
+                                    "forged", event_id)
+        else:
+            if not linked:
+                sound = False
+                rewritten_run += 1
+                if rewritten_run == 1:
+                    report.add(REWRITTEN, f"{_named(event_id, fields)}: its content does not match its HMAC link: "
+                                          "the event was rewritten (a link cannot be recomputed without the key)",
+                               event_id)
+            else:
+                rewritten_run = _end_of_run(report, rewritten_run, event_id)
+        for checkpoint in expected.pop(event_id, ()):
+            if checkpoint.hash != link:
+                sound = False
+                report.add(REWRITTEN, f"{_named(event_id, fields)} is not the event the checkpoint written at "
+                                      f"{checkpoint.written_at} names (link {checkpoint.hash[:12]}…, the event's is "
+                                      f"{link[:12]}…): it was rewritten, or the chain was cut and rebuilt from there",
+                           event_id)
+        if sound:
+            report.verified += 1
+            if not report.total_findings:
+                report.verified_before_first_finding += 1
+        expected_prev, previous_id = link, event_id
+    _end_of_run(report, rewritten_run, None)
+    report.last_event_id = previous_id
+    _head_check(report, expected_prev)
+    _tail_check(report, expected, expected_prev)
+    return report
+
+
+def _named(event_id: int, fields: list[Any]) -> str:
+    """How a finding names an event (built only for a finding: the loop stays cheap)."""
+    return f"event #{event_id} ({fields[3]}, {fields[0]:%Y-%m-%d %H:%M:%S})"
+
+
+def _checkpoint_read(source: CheckpointRecord, report: ChainReport) -> chain.Checkpoint | None:
+    if source.error:
+        report.add(CHECKPOINT, f"checkpoint {source.where} cannot be read: {source.error}")
+        return None
+    try:
+        return chain.checkpoint_verify(source.record)
+    except UnknownKey as exc:
+        report.add(CHECKPOINT, f"checkpoint {source.where} is signed with key id {exc.key_id!r}, which "
+                               "SLIPWAY_AUDIT_KEYS does not hold: configure that key again, or it was forged")
+    except CheckpointInvalid as exc:
+        report.add(CHECKPOINT, f"checkpoint {source.where} is not valid: {exc}")
+    return None
+
+
+def _end_of_run(report: ChainReport, run: int, event_id: int | None) -> int:
+    if run > 1:
+        where = f"up to the event before #{event_id}" if event_id else "up to the newest event"
+        report.add(REWRITTEN, f"the {run - 1} events after it do not match their links either ({where}): "
+                              "they were rewritten or their links recomputed without the key")
+    return 0
+
+
+def _head_check(report: ChainReport, last_link: str) -> None:
+    head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first()
+    if head is None and report.events:
+        report.add(HEAD_REWOUND, "the chain head row is missing: it was deleted")
+        return
+    if (head or GENESIS_HASH) == last_link:
+        return
+    named = AuditEvent.objects.filter(hash=head).values_list("id", flat=True).first()
+    if named is not None:
+        later = AuditEvent.objects.filter(id__gt=named).count()
+        report.add(HEAD_REWOUND, f"the chain head names event #{named}, but {later} later event(s) exist: "
+                                 "the head row was rewound")
+    else:
+        report.add(TAIL_REMOVED, "the chain head names a link no event has: the newest events were removed "
+                                 f"(the chain now ends at #{report.last_event_id or 'the start'})")
+
+
+def _tail_check(report: ChainReport, unmatched: dict[int, list[chain.Checkpoint]], last_link: str) -> None:
+    """Checkpoints naming events that are not there: removed from the middle, or a removed tail."""
+    for event_id in sorted(unmatched):
+        checkpoint = unmatched[event_id][-1]
+        if event_id == 0 and checkpoint.hash == GENESIS_HASH:
+            continue  # written while the chain was empty
+        what = f"the checkpoint written at {checkpoint.written_at} names event #{event_id} (link {checkpoint.hash[:12]}…)"
+        if event_id < report.last_event_id:
+            report.add(REMOVED, f"{what}, which is missing: it was removed", event_id)
+            continue
+        head = AuditChainHead.objects.filter(id=1).values_list("last_hash", flat=True).first() or GENESIS_HASH
+        rewound = " and the chain head row rewound to match" if head == last_link else ""
+        report.add(TAIL_REMOVED, f"{what}, which is gone: the events after "
+                                 f"#{report.last_event_id or 'the start'} were removed{rewound}", event_id)
+        return  # the newest such checkpoint names the same removal as the older ones
+
+
+def chain_verify(*, chunk_size: int = 5000) -> tuple[int, AuditEvent | None, str]:
+    """The database's chain alone: (events verified before the first problem, the event it names or None, reason)."""
+    report = chain_check(chunk_size=chunk_size)
+    if report.intact:
+        return report.verified, None, ""
+    first = report.findings[0]
+    event = AuditEvent.objects.filter(id=first.event_id).first() if first.event_id else None
+    return report.verified_before_first_finding, event, first.message

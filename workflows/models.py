@@ -1,6 +1,5 @@
 """The process: releases, approvals, steps, freeze windows, hooks, and the audit trail."""
 import hashlib
-import json
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -16,6 +15,7 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 from deployments.models import Application, Environment, Package, Project, Revision
 from paas_site.crypto import EncryptedTextField
 
+from . import chain
 from .choices import (
     IN_FLIGHT,
     STATE_OF_STEP,
@@ -314,7 +314,8 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
-    """One recorded change. Hash-chained: each event's hash covers the previous hash.
+    """One recorded change. Chained: each event's ``hash`` is an HMAC-SHA256 link over the previous
+    link and its content, under the key ``key_id`` names (``workflows.chain``; keys outside the database).
 
     Written only through ``workflows.audit``, in the transaction of the change
     it records; never updated or deleted (``manage.py audit_verify`` checks).
@@ -339,6 +340,7 @@ class AuditEvent(models.Model):
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32, help_text="the SLIPWAY_AUDIT_KEYS key id the link is signed with")
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -361,7 +363,7 @@ class AuditEvent(models.Model):
         return audit_canonical(*(getattr(self, name) for name in AUDIT_HASHED_FIELDS))
 
     def compute_hash(self) -> str:
-        return audit_hash(self.prev_hash, self.canonical())
+        return chain.link_hash(self.prev_hash, self.canonical(), self.key_id)
 
 
 # The fields an audit event's hash covers, in the order ``audit_canonical`` takes them.
@@ -392,13 +394,11 @@ def audit_canonical(
     }
 
 
-def audit_hash(prev_hash: str, canonical: dict[str, Any]) -> str:
-    body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
-
-
 class AuditChainHead(models.Model):
-    """A single row holding the newest hash; locking it serializes chain appends."""
+    """A single row holding the newest link; locking it serializes chain appends.
+
+    The database can rewind it; the signed checkpoints outside the database are what show that.
+    """
 
     last_hash = models.CharField(max_length=64)
 

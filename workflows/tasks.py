@@ -9,6 +9,7 @@ from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
 
 from .services import pipeline
+from .services.checkpoints import audit_checkpoint_write
 from .services.notifications import budget_alerts_notify, webhook_deliver
 
 logger = logging.getLogger(__name__)
@@ -71,3 +72,10 @@ def webhook_deliver_task(self, webhook_id: int, payload: dict) -> None:
 @shared_task(name="workflows.budget_alerts_notify")
 def budget_alerts_notify_task() -> int:
     return budget_alerts_notify()
+
+
+@shared_task(name="workflows.audit_checkpoint_write")
+def audit_checkpoint_write_task() -> int | None:
+    """The beat's periodic checkpoint; skipped while the chain has not moved since the last one."""
+    written = audit_checkpoint_write(only_if_moved=True)
+    return written.checkpoint.event_id if written else None

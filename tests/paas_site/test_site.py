@@ -26,14 +26,16 @@ def test_schema_and_docs_are_served(client, db):
 
 
 def production_env(**overrides) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "SLIPWAY_ENCRYPTION_KEYS"}}
-    env.update(
-        DEBUG="false",
-        SECRET_KEY="x7#Kp2!vQ9zL4@mN8$wR1^tY6&uI3*oP5(aS0)dF-gH+jJ=kB_cV.nM/xZ?qW",
-        SLIPWAY_ENCRYPTION_KEYS="3nZ0mWqKSX3S6N1FvJ7QxY1qk2m8bq3X0tC9nXc7U2Q=",
-        ALLOWED_HOSTS="slipway.example.com",
+    secrets = {"DEBUG", "SECRET_KEY", "SLIPWAY_ENCRYPTION_KEYS", "SLIPWAY_AUDIT_KEYS"}
+    env = {k: v for k, v in os.environ.items() if k not in secrets}
+    env.update({
+        "DEBUG": "false",
+        "SECRET_KEY": "x7#Kp2!vQ9zL4@mN8$wR1^tY6&uI3*oP5(aS0)dF-gH+jJ=kB_cV.nM/xZ?qW",
+        "SLIPWAY_ENCRYPTION_KEYS": "3nZ0mWqKSX3S6N1FvJ7QxY1qk2m8bq3X0tC9nXc7U2Q=",
+        "SLIPWAY_AUDIT_KEYS": "a2:Qm9vdHN0cmFwLWF1ZGl0LWtleS10d28tZm9yLXRlc3Rz,a1:T2xkZXItYXVkaXQta2V5LW9uZS1mb3ItdGVzdHM=",
+        "ALLOWED_HOSTS": "slipway.example.com",
         **overrides,
-    )
+    })
     return env
 
 
@@ -49,10 +51,22 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "SLIPWAY_ENCRYPTION_KEYS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "SLIPWAY_ENCRYPTION_KEYS", "SLIPWAY_AUDIT_KEYS"])
 def test_production_refuses_to_start_without_its_secrets(missing):
     env = production_env()
     del env[missing]
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert f"{missing} must be set" in result.stderr
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("a1", "entry 1 must be written id:secret"),
+    ("a1:short-secret", "the secret of key 'a1' is shorter than 32 characters"),
+    ("a1:" + "s" * 32 + ",a1:" + "t" * 32, "key id 'a1' appears twice"),
+])
+def test_production_refuses_a_malformed_audit_key_and_names_it_without_its_secret(value, reason):
+    result = run_manage("check", env=production_env(SLIPWAY_AUDIT_KEYS=value))
+    assert result.returncode != 0
+    assert f"SLIPWAY_AUDIT_KEYS: {reason}" in result.stderr
+    assert "short-secret" not in result.stderr and "s" * 32 not in result.stderr

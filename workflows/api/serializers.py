@@ -99,6 +99,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         fields = [
             "id", "created_at", "actor", "action", "target_type", "target_id", "target_repr", "project_id",
             "release_id", "from_state", "to_state", "before", "after", "message", "correlation_id", "prev_hash", "hash",
+            "key_id",
         ]
 
 
