@@ -43,7 +43,7 @@ def test_seed_demo_without_debug_exits_non_zero_with_one_line():
     # a database that does not exist: the refusal comes before anything touches one
     env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "x" * 50,
            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/slipway_no_such_database",
-           "SLIPWAY_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+           "SLIPWAY_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "SLIPWAY_AUDIT_KEYS": "t1:" + "k" * 40}
     result = subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
 
