@@ -8,6 +8,8 @@ from django.db.models import Count, Sum
 from django.forms.models import construct_instance
 from django.http import HttpResponse
 
+from deployments.admin import ProjectRuleAdmin
+from deployments.permissions import Action
 from paas_site.errors import ApplicationError
 
 from . import selectors, services
@@ -85,7 +87,8 @@ class BudgetAlertInline(admin.TabularInline):
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(ProjectRuleAdmin):
+    project_action = Action.MANAGE_BUDGETS
     list_display = ["project", "month", "amount", "currency"]
     list_filter = ["month", "currency"]
     search_fields = ["project__slug"]

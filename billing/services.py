@@ -16,10 +16,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from deployments import changes
+from deployments.locks import row_lock
 from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PROJECT_LABEL
 from deployments.models import Application, Cluster, Environment
+from deployments.permissions import Action, platform_require, project_require, project_require_each
 from deployments.services import cluster_client, revision_live
 from deployments.validators import parse_cpu, parse_memory
+from paas_site.actors import BILLING, Actor
 from paas_site.errors import ApplicationError, ExternalError
 
 from . import pricing, selectors
@@ -28,9 +31,7 @@ from .models import Budget, BudgetAlert, CostRecord, MeteringGap, PriceBook, Usa
 
 logger = logging.getLogger(__name__)
 
-ACTOR = "system:billing"
 DEFAULT_METERING_INTERVAL_SECONDS = 300
-Actor = Any  # a user, or "system:<component>"
 
 
 # -- price books and budgets ---------------------------------------------------------
@@ -38,6 +39,7 @@ Actor = Any  # a user, or "system:<component>"
 
 @transaction.atomic
 def price_book_create(*, actor: Actor, data: dict[str, Any]) -> PriceBook:
+    platform_require(actor, Action.MANAGE_PRICES)
     price_book = PriceBook(**data)
     _price_book_check(price_book)
     price_book.save()
@@ -48,7 +50,8 @@ def price_book_create(*, actor: Actor, data: dict[str, Any]) -> PriceBook:
 @transaction.atomic
 def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any]) -> PriceBook:
     """Changing prices changes nothing already rated: re-rate the days concerned with ``cost_records_compute``."""
-    price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
+    platform_require(actor, Action.MANAGE_PRICES)
+    price_book = row_lock(PriceBook.objects.all(), price_book_id)
     before = changes.recorder().snapshot(price_book)
     for name, value in data.items():
         setattr(price_book, name, value)
@@ -61,18 +64,20 @@ def price_book_update(*, actor: Actor, price_book_id: int, data: dict[str, Any])
 @transaction.atomic
 def price_book_delete(*, actor: Actor, price_book_id: int) -> None:
     """Refused (``ProtectedError`` → 409) once cost records were rated with it."""
-    price_book = PriceBook.objects.select_for_update().get(id=price_book_id)
+    platform_require(actor, Action.MANAGE_PRICES)
+    price_book = row_lock(PriceBook.objects.all(), price_book_id)
     changes.recorder().object_deleted(actor=actor, obj=price_book, before=changes.recorder().snapshot(price_book))
     price_book.delete()
 
 
 def _price_book_check(price_book: PriceBook) -> None:
     price_book.full_clean()
-    # Serialise writers of one scope, so two overlapping books cannot both pass the check.
+    # Serialise writers of one scope, so two overlapping books cannot both pass the check (FOR NO KEY UPDATE:
+    # a plain FOR UPDATE of the shared row would block, and deadlock with, a release filed in it).
     if price_book.environment_id:
-        Environment.objects.select_for_update().filter(id=price_book.environment_id).first()
+        row_lock(Environment.objects.all(), price_book.environment_id)
     else:
-        Cluster.objects.select_for_update().filter(id=price_book.cluster_id).first()
+        row_lock(Cluster.objects.all(), price_book.cluster_id)
     other = selectors.price_book_overlapping(price_book=price_book)
     if other is not None:
         until = f"until {other.valid_until:%Y-%m-%d %H:%M}" if other.valid_until else "open-ended"
@@ -89,6 +94,10 @@ def _price_book_check(price_book: PriceBook) -> None:
 @transaction.atomic
 def budget_create(*, actor: Actor, data: dict[str, Any]) -> Budget:
     budget = Budget(**data)
+    if budget.project_id is None:
+        platform_require(actor, Action.MANAGE_BUDGETS)
+    else:
+        project_require(actor, Action.MANAGE_BUDGETS, budget.project)
     budget.full_clean()
     budget.save()
     changes.recorder().object_created(actor=actor, obj=budget)
@@ -97,7 +106,8 @@ def budget_create(*, actor: Actor, data: dict[str, Any]) -> Budget:
 
 @transaction.atomic
 def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budget:
-    budget = Budget.objects.select_for_update().get(id=budget_id)
+    budget = row_lock(Budget.objects.select_related("project"), budget_id)
+    project_require_each(actor, Action.MANAGE_BUDGETS, [budget.project, data.get("project")])
     before = changes.recorder().snapshot(budget)
     for name, value in data.items():
         setattr(budget, name, value)
@@ -109,7 +119,8 @@ def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budg
 
 @transaction.atomic
 def budget_delete(*, actor: Actor, budget_id: int) -> None:
-    budget = Budget.objects.select_for_update().get(id=budget_id)
+    budget = row_lock(Budget.objects.select_related("project"), budget_id)
+    project_require(actor, Action.MANAGE_BUDGETS, budget.project)
     changes.deletion_record(actor=actor, obj=budget)  # and its alerts
     budget.delete()
 
@@ -299,7 +310,7 @@ def _budget_alert_record(*, budget: Budget, threshold: int, spent: Decimal) -> B
     )
     if not created:
         return None
-    changes.recorder().object_created(actor=ACTOR, obj=alert)
+    changes.recorder().object_created(actor=BILLING, obj=alert)
     return alert
 
 

@@ -1,10 +1,13 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import changes
+from paas_site.errors import ApplicationError
+
+from . import changes, memberships
 from .models import (
     Application,
     BaseImage,
@@ -16,6 +19,7 @@ from .models import (
     ProjectMembership,
     Revision,
 )
+from .permissions import Action, project_may, projects_where, refusal, user_is_platform_admin
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -40,6 +44,70 @@ class AuditedAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+class ProjectRuleAdmin(admin.ModelAdmin):
+    """Objects that name a project: the API's rule in the admin (``deployments.permissions``).
+
+    Changing or deleting one needs ``project_action`` in its project; saving it needs that right in the
+    project it ends up in, too; and when ``project_movable`` is off its project cannot change at all.
+    The form says so next to the project field, and nothing is saved.
+    """
+
+    project_action: Action
+    project_delete_action: Action | None = None  # None: project_action
+    project_movable = True
+
+    def object_project(self, obj):
+        return obj.project if obj is not None and obj.project_id else None
+
+    def get_queryset(self, request):
+        """Rows of the projects the user sees, as in the API (others are not found)."""
+        rows = super().get_queryset(request)
+        visible = projects_where(request.user, Action.VIEW)
+        return rows if visible is None else rows.filter(project_id__in=visible)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        project = self.object_project(obj)
+        return super().has_change_permission(request, obj) and (
+            project is None or project_may(request.user, self.project_action, project)
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        project = self.object_project(obj)
+        return super().has_delete_permission(request, obj) and (
+            project is None or project_may(request.user, self.project_delete_action or self.project_action, project)
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        rule = self
+
+        class ProjectRuleForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                rule.project_rule_check(request, self, cleaned.get("project"))
+                return cleaned
+
+        ProjectRuleForm.__name__ = form.__name__
+        return ProjectRuleForm
+
+    def project_rule_check(self, request, form, destination) -> None:
+        """Add the refusal to ``form``'s project field (or to the form) when the rule is broken."""
+        source = self.object_project(form.instance) if form.instance.pk else None
+        field = "project" if "project" in form.fields else None
+        if source is not None and destination is not None and destination != source and not self.project_movable:
+            form.add_error(field, f"a {self.opts.verbose_name} cannot move to another project.")
+            return
+        for project in (source, destination):
+            if project is not None and not project_may(request.user, self.project_action, project):
+                form.add_error(field, refusal(self.project_action, project))
+                return
+
+    def delete_model(self, request, obj):
+        if not self.has_delete_permission(request, obj):
+            raise PermissionDenied
+        super().delete_model(request, obj)
 
 
 class ProjectMembershipInline(admin.TabularInline):
@@ -81,14 +149,52 @@ class ProjectAdmin(AuditedAdmin):
         url = reverse("admin:deployments_projectmembership_add")
         return format_html('<a href="{}?project={}">Add a member</a>', url, project.pk)
 
+    # As in the API: a project's maintainers change it; only platform admins create or delete projects.
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and user_is_platform_admin(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and (
+            obj is None or project_may(request.user, Action.CHANGE_PROJECT, obj)
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and user_is_platform_admin(request.user)
+
 
 @admin.register(ProjectMembership)
-class ProjectMembershipAdmin(AuditedAdmin):
+class ProjectMembershipAdmin(ProjectRuleAdmin):
+    """Through the membership services: a membership never moves; its project's maintainers manage it."""
+
+    project_action = Action.MANAGE_MEMBERSHIPS
+    project_movable = False
     list_display = ["project", "user", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["project__slug", "user__username"]
     list_select_related = ["project", "user"]
     autocomplete_fields = ["project", "user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["project", "user"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        try:
+            if change:
+                saved = memberships.membership_change(actor=request.user, membership_id=obj.id, role=obj.role)
+            else:
+                saved = memberships.membership_create(actor=request.user, project=obj.project, user=obj.user,
+                                                      role=obj.role)
+        except ApplicationError as exc:  # changed by someone else between the form check and the save
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        memberships.membership_delete(actor=request.user, membership_id=obj.id)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            memberships.membership_delete(actor=request.user, membership_id=membership.id)
 
 
 class ClusterForm(forms.ModelForm):
@@ -148,7 +254,10 @@ class BaseImageAdmin(AuditedAdmin):
 
 
 @admin.register(Application)
-class ApplicationAdmin(AuditedAdmin):
+class ApplicationAdmin(ProjectRuleAdmin, AuditedAdmin):
+    project_action = Action.EDIT_APPLICATION
+    project_delete_action = Action.DELETE_APPLICATION
+    project_movable = False
     list_display = ["name", "project", "base_image", "image", "replicas", "exposed", "updated_at"]
     list_filter = ["project", "base_image", "exposed"]
     search_fields = ["name", "project__slug", "description"]
@@ -159,7 +268,15 @@ class ApplicationAdmin(AuditedAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History and stored artifacts: readable here, written only by the services."""
+    """History and stored artifacts: readable here (the rows of projects you see), written only by the services."""
+
+    project_lookup = "application__project_id"
+    read_action = Action.VIEW
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        visible = projects_where(request.user, self.read_action)
+        return rows if visible is None else rows.filter(**{f"{self.project_lookup}__in": visible})
 
     def has_add_permission(self, request):
         return False
@@ -197,9 +314,14 @@ class MiddlewareInstanceAdmin(ReadOnlyAdmin):
     @admin.display(description="credentials generated in")
     def environments(self, obj: MiddlewareInstance) -> str:
         return ", ".join(sorted(obj.credentials.values_list("environment__name", flat=True))) or "-"
+
+
 @admin.register(Package)
 class PackageAdmin(ReadOnlyAdmin):
     """Uploaded packages: readable here; uploads go through the API (which computes their sha256)."""
+
+    project_lookup = "project_id"
+    read_action = Action.READ_PACKAGES
 
     list_display = ["filename", "project", "size", "sha256", "uploaded_by", "created_at"]
     list_filter = ["project"]

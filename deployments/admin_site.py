@@ -10,11 +10,11 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from . import changes
-
 
 class SlipwayAdminSite(admin.AdminSite):
     def password_change(self, request, extra_context=None):
+        from . import changes  # this module loads with the app registry, before any model may be imported
+
         with transaction.atomic():
             user_model = get_user_model()
             stored = user_model.objects.filter(pk=request.user.pk).values_list("password", flat=True).first()

@@ -6,7 +6,8 @@ from the base's registry; its layers are mounted into the target repository
 files become two new reproducible layers; the new config and manifest keep the
 base's media-type family and are pushed under the release's tag. The same
 inputs give the same digest, so a retried build pushes the same image again.
-No ORM here: the caller passes plain values.
+No ORM here: the caller passes plain values, and its ``fence``, checked before
+every push to the target registry (``fencing.py``).
 """
 import json
 import posixpath
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 from paas_site.errors import PermanentError
 
+from .fencing import Fence, unfenced
 from .images import parse_image_reference
 from .layers import (
     LABEL_RELEASE,
@@ -61,7 +63,7 @@ def release_labels(*, version: str, release_id: int, commit: str = "") -> dict[s
     return {**labels, LABEL_REVISION: commit} if commit else labels
 
 
-def image_build(spec: BuildSpec, package: FetchedPackage) -> BuiltImage:
+def image_build(spec: BuildSpec, package: FetchedPackage, *, fence: Fence = unfenced) -> BuiltImage:
     """Build ``spec.repository:spec.tag`` from the base image, the package and the config; its manifest digest."""
     base = parse_image_reference(spec.base_image)
     source = RegistryClient(registry_access(base.registry))
@@ -81,6 +83,7 @@ def image_build(spec: BuildSpec, package: FetchedPackage) -> BuiltImage:
     repository, image = target_ref.repository, f"{spec.repository}:{spec.tag}"
     moves: dict[str, int] = {}
     for descriptor in manifest["layers"]:
+        fence(f"push base layer {descriptor['digest']} to {spec.repository}")
         how = copy_blob(source, source_repository, target, repository, descriptor["digest"], image=image)
         moves[how] = moves.get(how, 0) + 1
     log.append("base layers: " + ", ".join(f"{count} {how}" for how, count in sorted(moves.items())))
@@ -89,7 +92,7 @@ def image_build(spec: BuildSpec, package: FetchedPackage) -> BuiltImage:
     package_path = posixpath.join(spec.app_path, package.name)
     with tempfile.TemporaryFile() as blob:
         layer = layer_write([LayerFile(package_path, package.file, size=package.size)], blob)
-        blob_ensure(target, repository, layer.digest, blob, image=image)
+        blob_ensure(target, repository, layer.digest, blob, image=image, fence=fence)
     new_layers.append(NewLayer(layer, f"slipway: package {package.name} (sha256 {package.sha256}) at {package_path}"))
     log.append(f"package layer {layer.digest}: {package_path} ({package.size} bytes)")
     if spec.config_files:
@@ -97,28 +100,31 @@ def image_build(spec: BuildSpec, package: FetchedPackage) -> BuiltImage:
             LayerFile(posixpath.join(spec.config_path, name), content.encode())
             for name, content in spec.config_files.items()
         )
-        blob_ensure(target, repository, layer.digest, data, image=image)
+        blob_ensure(target, repository, layer.digest, data, image=image, fence=fence)
         names = ", ".join(sorted(spec.config_files))
         new_layers.append(NewLayer(layer, f"slipway: config files {names} at {spec.config_path}"))
         log.append(f"config layer {layer.digest}: {names} at {spec.config_path}")
 
     config = canonical_json(image_config(base_config, layers=new_layers, env=dict(spec.env),
                                          labels=dict(spec.labels)))
-    blob_ensure(target, repository, sha256_digest(config), config, image=image)
+    blob_ensure(target, repository, sha256_digest(config), config, image=image, fence=fence)
     new_manifest = image_manifest(
         family=family, config=config, base_layers=manifest["layers"], layers=[new.layer for new in new_layers],
         annotations={"org.opencontainers.image.base.name": spec.base_image,
                      "org.opencontainers.image.base.digest": base_digest},
     )
+    fence(f"push {image}")
     digest = target.manifest_put(repository, spec.tag, canonical_json(new_manifest), MEDIA_TYPES[family]["manifest"],
                                  image=image)
     log.append(f"pushed {image} as {digest}")
     return BuiltImage(repository=spec.repository, digest=digest, log=log)
 
 
-def blob_ensure(client: RegistryClient, repository: str, digest: str, data: bytes | IO[bytes], *, image: str) -> None:
+def blob_ensure(client: RegistryClient, repository: str, digest: str, data: bytes | IO[bytes], *, image: str,
+                fence: Fence = unfenced) -> None:
     """Upload a blob unless the repository has it already (pushes are digest-addressed: idempotent)."""
     if not client.blob_exists(repository, digest, image=image):
+        fence(f"push blob {digest} to {repository}")
         if hasattr(data, "seek"):
             data.seek(0)
         client.blob_upload(repository, digest, data, image=image)

@@ -5,6 +5,11 @@ These are the "cluster half" of every release step. Each is idempotent:
 applying the same objects again changes nothing (server-side apply), and a
 retried apply for the same release returns the revision it already recorded;
 a rebuild of the same inputs pushes the same digest.
+
+The lane work among them (a release step, a scale or a decommission) passes
+its ``fence``: it is checked immediately before every cluster and registry
+write and, under the lane lock, before a revision is recorded, so work that
+lost its claim stops there (see ``fencing.py``).
 """
 import hashlib
 import json
@@ -19,11 +24,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from paas_site.actors import DEPLOY, Actor
 from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
-from . import builds, changes, manifests, middleware, packages
+from . import builds, changes, locks, manifests, middleware, packages
 from .base_images import BaseImageSpec, base_image_push
 from .choices import RevisionKind
+from .fencing import Fence, unfenced
 from .images import parse_image_reference
 from .kube import ClusterAccess, KubeClient, PodInfo, RolloutStatus, client_for
 from .models import (
@@ -37,8 +44,8 @@ from .models import (
     Project,
     Revision,
 )
+from .permissions import Action, project_require
 from .registry import RegistryClient, registry_access
-from .selectors import APPLICATION_EDITORS, project_require_role
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -77,7 +84,7 @@ def revision_live(*, application: Application, environment: Environment) -> Revi
 
 def deployment_apply(
     *, application_id: int, environment_id: int, image: str, config: manifests.ReleaseConfig, release: str,
-    hostname: str | None = None,
+    hostname: str | None = None, fence: Fence = unfenced,
 ) -> Revision:
     """Render the application's objects, apply them, and record the revision."""
     application, environment = _load(application_id, environment_id)
@@ -100,37 +107,42 @@ def deployment_apply(
     client = cluster_client(environment.cluster)
     previous = revision_live(application=application, environment=environment)
     _apply_all(client, objects, previous.manifests if previous and previous != already else [],
-               application=application, environment=environment)
+               application=application, environment=environment, fence=fence)
     if already:
         return already
     return _record(
-        application, environment, RevisionKind.APPLY, objects, release=release, image=image,
+        application, environment, RevisionKind.APPLY, objects, fence=fence, release=release, image=image,
         config_hash=config.hash(), replicas=application.replicas,
     )
 
 
 def deployment_rollback(
-    *, application_id: int, environment_id: int, to_revision_id: int | None, release: str = ""
+    *, application_id: int, environment_id: int, to_revision_id: int | None, release: str = "",
+    fence: Fence = unfenced,
 ) -> Revision | None:
     """Re-apply an earlier revision exactly; with none to go back to, remove the objects."""
     application, environment = _load(application_id, environment_id)
     if to_revision_id is None:
-        return application_decommission(application_id=application_id, environment_id=environment_id, release=release)
+        return application_decommission(application_id=application_id, environment_id=environment_id, release=release,
+                                        fence=fence)
     target = Revision.objects.get(id=to_revision_id, application=application, environment=environment)
     if not target.is_live:
         raise ApplicationError(f"Revision #{target.number} is a decommission; there is nothing to roll back to.")
     current = revision_live(application=application, environment=environment)
     _apply_all(cluster_client(environment.cluster), target.manifests, current.manifests if current else [],
-               application=application, environment=environment)
+               application=application, environment=environment, fence=fence)
     if current and current.kind == RevisionKind.ROLLBACK and current.source_id == target.id:
         return current  # a retried rollback: already recorded
     return _record(
-        application, environment, RevisionKind.ROLLBACK, target.manifests, release=release, image=target.image,
+        application, environment, RevisionKind.ROLLBACK, target.manifests, fence=fence, release=release,
+        image=target.image,
         config_hash=target.config_hash, replicas=target.replicas, source=target,
     )
 
 
-def application_decommission(*, application_id: int, environment_id: int, release: str = "") -> Revision | None:
+def application_decommission(
+    *, application_id: int, environment_id: int, release: str = "", fence: Fence = unfenced
+) -> Revision | None:
     """Delete the application's objects from the environment (shared namespace objects stay)."""
     application, environment = _load(application_id, environment_id)
     current = revision_live(application=application, environment=environment)
@@ -139,8 +151,8 @@ def application_decommission(*, application_id: int, environment_id: int, releas
     client = cluster_client(environment.cluster)
     for obj in reversed(current.manifests):
         if not _shared(obj):
-            client.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
-    return _record(application, environment, RevisionKind.DECOMMISSION, [], release=release)
+            _delete(client, obj, fence)
+    return _record(application, environment, RevisionKind.DECOMMISSION, [], fence=fence, release=release)
 
 
 def deployment_verify(
@@ -185,7 +197,7 @@ def smoke_check(url: str) -> None:
         raise PermanentError(f"smoke check {url} answered HTTP {code}")
 
 
-def deployment_scale(*, application_id: int, environment_id: int, replicas: int) -> int:
+def deployment_scale(*, application_id: int, environment_id: int, replicas: int, fence: Fence = unfenced) -> int:
     """Scale the running Deployment; with autoscaling, only within its bounds.
 
     Returns the number of replicas before the change.
@@ -203,20 +215,28 @@ def deployment_scale(*, application_id: int, environment_id: int, replicas: int)
     client = cluster_client(environment.cluster)
     namespace = manifests.namespace_name(application, environment)
     before = client.read("Deployment", application.name, namespace)["spec"].get("replicas", 0)
+    fence(f"scale Deployment {application.name}")
     client.scale(namespace, application.name, replicas)
     return before
 
 
-def application_pods(*, application_id: int, environment_id: int) -> list[PodInfo]:
+def application_pods(*, actor: Actor, application_id: int, environment_id: int) -> list[PodInfo]:
+    """The application's pods in one environment, for those who may list them."""
     application, environment = _load(application_id, environment_id)
+    project_require(actor, Action.POD_LIST, application.project)
+    return _pods(application, environment)
+
+
+def _pods(application: Application, environment: Environment) -> list[PodInfo]:
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(application, environment).items())
     return cluster_client(environment.cluster).pods(manifests.namespace_name(application, environment), selector)
 
 
-def pod_logs(*, application_id: int, environment_id: int, pod: str, tail: int) -> str:
+def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str, tail: int) -> str:
     """The last ``tail`` log lines of one of the application's pods (404 for any other pod)."""
     application, environment = _load(application_id, environment_id)
-    if pod not in {p.name for p in application_pods(application_id=application_id, environment_id=environment_id)}:
+    project_require(actor, Action.POD_LOGS, application.project)
+    if pod not in {p.name for p in _pods(application, environment)}:
         raise NotFound(f"{application.name} has no pod {pod!r} in {environment.name}.")
     namespace = manifests.namespace_name(application, environment)
     return cluster_client(environment.cluster).pod_logs(namespace, pod, tail)
@@ -239,7 +259,7 @@ def _shared(obj: dict[str, Any]) -> bool:
 
 def _apply_all(
     client: KubeClient, objects: list[dict[str, Any]], previous: list[dict[str, Any]], *,
-    application: Application, environment: Environment,
+    application: Application, environment: Environment, fence: Fence,
 ) -> None:
     """Apply ``objects`` in order, then delete what ``previous`` had and they no longer do.
 
@@ -248,11 +268,17 @@ def _apply_all(
     for obj in objects:
         if obj["kind"] == "Secret":
             obj = manifests.secret_filled(obj, _secret_values(obj, application, environment))
+        fence(f"apply {obj['kind']} {obj['metadata']['name']}")
         client.apply(obj)
     wanted = {_key(obj) for obj in objects}
     for obj in reversed(previous):
         if _key(obj) not in wanted and not _shared(obj):
-            client.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+            _delete(client, obj, fence)
+
+
+def _delete(client: KubeClient, obj: dict[str, Any], fence: Fence) -> None:
+    fence(f"delete {obj['kind']} {obj['metadata']['name']}")
+    client.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
 
 
 def _instance_connection(application: Application, environment: Environment) -> dict[str, str]:
@@ -269,7 +295,7 @@ def _instance_connection(application: Application, environment: Environment) -> 
             defaults={"secrets": json.dumps(middleware.secrets_generate(instance.spec))},
         )
         if created:
-            changes.recorder().object_created(actor="system:deploy", obj=credentials)
+            changes.recorder().object_created(actor=DEPLOY, obj=credentials)
     return middleware.connection_settings(
         instance.spec, host=application.name, variables=instance.variables, secrets=credentials.values
     )
@@ -288,10 +314,13 @@ def _secret_values(secret: dict[str, Any], application: Application, environment
 
 @transaction.atomic
 def _record(
-    application: Application, environment: Environment, kind: str, objects: list[dict[str, Any]], **fields: Any
+    application: Application, environment: Environment, kind: str, objects: list[dict[str, Any]], *, fence: Fence,
+    **fields: Any,
 ) -> Revision:
-    # Lock the application so concurrent recorders cannot pick the same number.
-    Application.objects.select_for_update(no_key=True).get(id=application.id)  # as the pipeline's lane lock
+    # Under the lane lock: concurrent recorders cannot pick the same number, and the claim checked here
+    # cannot go stale before this commits (every change of a claim holds the same lock).
+    locks.lane_lock(application.id)
+    fence(f"record a {kind} revision of {application.name}")
     last = Revision.objects.filter(application=application, environment=environment).order_by("-number").first()
     return Revision.objects.create(
         application=application, environment=environment, number=(last.number + 1) if last else 1, kind=kind,
@@ -310,9 +339,9 @@ def build_repository(application: Application) -> str:
 
 
 @transaction.atomic
-def package_upload(*, project: Project, file: UploadedFile, actor: Any) -> Package:
+def package_upload(*, project: Project, file: UploadedFile, actor: Actor) -> Package:
     """Store an uploaded package with its sha256 (project developers and maintainers)."""
-    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="upload packages")
+    project_require(actor, Action.UPLOAD_PACKAGE, project)
     problem = packages.package_name_check(file.name)
     if problem:
         raise invalid_fields({"file": [f"the name {problem}"]})
@@ -350,7 +379,7 @@ def package_fetch(*, package_id: int | None, url: str = "", sha256: str = "") ->
 
 def application_image_build(
     *, application: Application, repository: str, version: str, package: packages.FetchedPackage,
-    config_files: Mapping[str, str], env: Mapping[str, str], labels: Mapping[str, str],
+    config_files: Mapping[str, str], env: Mapping[str, str], labels: Mapping[str, str], fence: Fence = unfenced,
 ) -> builds.BuiltImage:
     """Build and push ``repository:version`` from the application's base image and the package."""
     base = application.base_image
@@ -360,10 +389,10 @@ def application_image_build(
         base_image=base.image, repository=repository, tag=version, app_path=base.app_path,
         config_path=base.config_path, config_files=config_files, env=env, labels=labels,
     )
-    return builds.image_build(spec, package)
+    return builds.image_build(spec, package, fence=fence)
 
 
-def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str, bool]]:
+def base_images_seed(*, registry: str, actor: Actor) -> list[tuple[BaseImage, str, bool]]:
     """Push the catalog's base images to ``registry`` and point the catalog at them (audited); idempotent.
 
     Returns ``(base image, digest, changed)`` per catalog entry.
@@ -385,8 +414,8 @@ def base_images_seed(*, registry: str, actor: Any) -> list[tuple[BaseImage, str,
 
 
 @transaction.atomic
-def _base_image_point(base_image_id: int, image: str, actor: Any) -> tuple[BaseImage, bool]:
-    base = BaseImage.objects.select_for_update().get(id=base_image_id)
+def _base_image_point(base_image_id: int, image: str, actor: Actor) -> tuple[BaseImage, bool]:
+    base = locks.row_lock(BaseImage.objects.all(), base_image_id)
     if base.image == image:
         return base, False
     before = changes.recorder().snapshot(base)

@@ -11,6 +11,10 @@ The rows are locked while the provider is called, so two workers never change
 the same names at once. A provider failure is written to the rows (status
 ``error`` and the reason) and committed before it is raised again: the caller
 can retry, and users see what went wrong.
+
+``dns_publish`` and ``dns_unpublish`` are lane work: the caller's ``fence`` is
+checked immediately before every change sent to the provider (see
+``deployments/fencing.py``); a stale claim changes nothing, rows included.
 """
 import logging
 from collections import Counter
@@ -20,7 +24,10 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from deployments import changes
+from deployments.fencing import Fence, unfenced
+from deployments.locks import rows_lock
 from deployments.models import Application, Environment
+from paas_site.actors import DNS
 from paas_site.errors import ApplicationError, Conflict, ExternalError
 
 from . import naming
@@ -29,7 +36,6 @@ from .models import EnvironmentZone, Record, Zone
 from .ownership import NameOwnedElsewhere, Owner, ensure_owned
 from .providers import RRset, RRsetKey, provider_for
 
-SYSTEM_ACTOR = "system:dns"
 # What a record says in DNS; a change to any of these is audited (status bookkeeping is not).
 DATA_FIELDS = ("zone_id", "name", "type", "content", "ttl", "application_id", "environment_id")
 
@@ -82,7 +88,7 @@ def dns_name_check(*, application_id: int, environment_id: int) -> str | None:
     return naming.hostname(placement.address.name)
 
 
-def dns_publish(*, application_id: int, environment_id: int) -> Record | None:
+def dns_publish(*, application_id: int, environment_id: int, fence: Fence = unfenced) -> Record | None:
     """Point the application's name at its cluster's ingress (A or CNAME) and mark it as Slipway's.
 
     Names published earlier elsewhere (another zone, or none any more) are
@@ -96,11 +102,12 @@ def dns_publish(*, application_id: int, environment_id: int) -> Record | None:
         if placement is not None:
             _ensure_unclaimed(placement, application, environment)
         target_zone_id = placement.zone.pk if placement else None
-        failure = _withdraw([row for row in rows if row.zone_id != target_zone_id], _owner(application, environment))
+        failure = _withdraw([row for row in rows if row.zone_id != target_zone_id], _owner(application, environment),
+                            fence)
         if placement is not None and failure is None:
             current = [row for row in rows if row.zone_id == target_zone_id]
             try:
-                _sync(placement.zone, placement.owner, current, desired=placement.rrsets)
+                _sync(placement.zone, placement.owner, current, desired=placement.rrsets, fence=fence)
             except ExternalError as exc:
                 failure = exc
             record = _store_published(placement, application, environment, current, failure)
@@ -109,7 +116,7 @@ def dns_publish(*, application_id: int, environment_id: int) -> Record | None:
     return record
 
 
-def dns_unpublish(*, application_id: int, environment_id: int) -> None:
+def dns_unpublish(*, application_id: int, environment_id: int, fence: Fence = unfenced) -> None:
     """Delete the application's names from DNS and forget its records.
 
     Only names Slipway owns are deleted: one that something else holds now keeps
@@ -118,7 +125,7 @@ def dns_unpublish(*, application_id: int, environment_id: int) -> None:
     application, environment = _load(application_id, environment_id)
     with transaction.atomic():
         rows = _lock_rows(application, environment)
-        failure = _withdraw(rows, _owner(application, environment))
+        failure = _withdraw(rows, _owner(application, environment), fence)
     if failure is not None:
         raise failure
 
@@ -150,7 +157,7 @@ def dns_reconcile() -> dict[str, int]:
 
 def _sync(
     zone: Zone, owner: Owner, rows: Sequence[Record], *, desired: Sequence[RRset],
-    observed: dict[RRsetKey, RRset] | None = None,
+    observed: dict[RRsetKey, RRset] | None = None, fence: Fence = unfenced,
 ) -> SyncResult:
     """Make the zone hold ``desired`` for ``owner`` instead of what ``rows`` published, in one provider change.
 
@@ -181,23 +188,24 @@ def _sync(
         if key not in wanted and ((key[0] in names and key[1] in ADDRESS_TYPES) or (key[0] in markers and key[1] == "TXT"))
     )
     if replace or delete:
+        fence(f"change DNS zone {zone.name}")
         provider.apply(replace=replace, delete=delete)
     return SyncResult(replaced=replace, deleted=delete)
 
 
-def _withdraw(rows: Sequence[Record], owner: Owner) -> ExternalError | None:
+def _withdraw(rows: Sequence[Record], owner: Owner, fence: Fence = unfenced) -> ExternalError | None:
     """Delete ``rows``' names from DNS and the rows with them; rows whose zone fails are marked ``error``."""
     failure = None
     for zone, zone_rows in _by_zone(rows):
         try:
-            _sync(zone, owner, zone_rows, desired=())
+            _sync(zone, owner, zone_rows, desired=(), fence=fence)
         except ExternalError as exc:
             failure = failure or exc
             for row in zone_rows:
                 _save(row, failure=exc)
             continue
         for row in zone_rows:
-            changes.recorder().object_deleted(actor=SYSTEM_ACTOR, obj=row, before=changes.recorder().snapshot(row))
+            changes.recorder().object_deleted(actor=DNS, obj=row, before=changes.recorder().snapshot(row))
             row.delete()
     return failure
 
@@ -215,7 +223,7 @@ def _store_published(
         row = role_rows[0] if role_rows else Record(application=application, environment=environment)
         for extra in role_rows[1:]:
             if failure is None:
-                changes.recorder().object_deleted(actor=SYSTEM_ACTOR, obj=extra, before=changes.recorder().snapshot(extra))
+                changes.recorder().object_deleted(actor=DNS, obj=extra, before=changes.recorder().snapshot(extra))
                 extra.delete()
             else:
                 _save(extra, failure=failure)
@@ -229,10 +237,7 @@ def _reconcile_group(
     counts: Counter = Counter()
     with transaction.atomic():
         selected = Record.objects.filter(zone=zone, application_id=application_id, environment_id=environment_id)
-        rows = list(
-            selected.select_for_update(skip_locked=True, of=("self",))
-            .select_related("application__project", "environment").order_by("id")
-        )
+        rows = rows_lock(selected.select_related("application__project", "environment"), skip_locked=True)
         counts["skipped"] = selected.count() - len(rows)
         if not rows:
             return counts
@@ -256,7 +261,7 @@ def _reconcile_group(
                 before = {**changes.recorder().snapshot(row), "content": " ".join(held.contents) if held else None,
                           "ttl": held.ttl if held else None}
                 _save(row, failure=None)
-                changes.recorder().object_changed(actor=SYSTEM_ACTOR, obj=row, before=before)
+                changes.recorder().object_changed(actor=DNS, obj=row, before=before)
                 logger.info("DNS reconcile repaired %s %s in zone %s", row.name, row.type, zone.name)
             else:
                 counts["in_sync"] += 1
@@ -285,9 +290,9 @@ def _save(row: Record, *, zone: Zone | None = None, rrset: RRset | None = None, 
         return row
     row.save()
     if creating:
-        changes.recorder().object_created(actor=SYSTEM_ACTOR, obj=row)
+        changes.recorder().object_created(actor=DNS, obj=row)
     elif _data(row) != old_data:
-        changes.recorder().object_changed(actor=SYSTEM_ACTOR, obj=row, before=before)
+        changes.recorder().object_changed(actor=DNS, obj=row, before=before)
     return row
 
 
@@ -364,10 +369,7 @@ def _ensure_unclaimed(placement: Placement, application: Application, environmen
 
 
 def _lock_rows(application: Application, environment: Environment) -> list[Record]:
-    return list(
-        Record.objects.select_for_update(of=("self",)).select_related("zone")
-        .filter(application=application, environment=environment).order_by("id")
-    )
+    return rows_lock(Record.objects.select_related("zone").filter(application=application, environment=environment))
 
 
 def _by_zone(rows: Iterable[Record]) -> list[tuple[Zone, list[Record]]]:

@@ -53,6 +53,15 @@ def _lone_surrogate_at(value: Any, path: str) -> str | None:
     return None
 
 
+class SlugRelatedField(serializers.SlugRelatedField):
+    """A row named by a text field; a name holding a NUL character (which PostgreSQL cannot compare) is a 400."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
+
+
 class DateTimeField(serializers.DateTimeField):
     """A date-time that exists as a UTC instant (``9999-12-31T23:59:59-12:00`` does not)."""
 

@@ -28,6 +28,13 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
 
+class NotAuthenticated(ApplicationError):
+    """The credentials sent (e.g. a CI token) are unknown, revoked or expired."""
+
+    status_code = 401
+    default_code = "not_authenticated"
+
+
 class NotAllowed(ApplicationError):
     status_code = 403
     default_code = "permission_denied"

@@ -284,3 +284,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "workflows.audit_checkpoint_write", "schedule": SLIPWAY_AUDIT_CHECKPOINT_SECONDS},
     "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }
+
+# CI tokens (workflows.services.ci_tokens): every token expires; its owner picks how soon, up to the maximum.
+SLIPWAY_CI_TOKEN_DEFAULT_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_DEFAULT_DAYS", "90"))
+SLIPWAY_CI_TOKEN_MAX_DAYS = int(os.environ.get("SLIPWAY_CI_TOKEN_MAX_DAYS", "365"))

@@ -6,8 +6,9 @@ Who uses it:
   permission (and ``workflows.view_auditevent`` to browse the audit trail). They
   see only the releases of projects they belong to, read-only, and decide with
   the Approve / Reject buttons on a release's page.
-- **Platform admins** (superusers) see every project and manage freeze windows,
-  webhooks and CI tokens.
+- **Platform admins** (superusers) see every project and manage freeze windows;
+  with them, a project's maintainers manage its webhooks and CI tokens (the rule
+  of ``deployments.permissions``, as in the API).
 
 Nothing here changes a release by itself: every button calls the same service
 as the API (``workflows.services``), which checks roles, self-approval and
@@ -16,13 +17,14 @@ and nothing in this app is deleted here: it is history.
 """
 import calendar
 import difflib
-import secrets
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.validators import MaxValueValidator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -30,16 +32,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from deployments.admin import ProjectRuleAdmin
 from deployments.models import Project, Revision
-from deployments.selectors import APPLICATION_EDITORS, project_roles
+from deployments.permissions import Action
+from deployments.selectors import project_roles
 from deployments.services import revision_live
 from paas_site.errors import ApplicationError
 
 from . import audit, services
 from .choices import Decision, FreezeKind, ReleaseState, WebhookEvent
 from .models import AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release, StepRun
+from .permissions import release_actions
 from .selectors import release_of_revision, releases_awaiting_decision
-from .services.releases import APPROVERS, CANCELLABLE
 
 
 class WorkflowsAdmin(admin.ModelAdmin):
@@ -177,19 +181,15 @@ class ReleaseAdmin(WorkflowsAdmin):
 
     def review_context(self, request: HttpRequest, release: Release) -> dict[str, Any]:
         live = revision_live(application=release.application, environment=release.environment)
-        role = project_roles(request.user).get(release.application.project_id)
-        superuser = request.user.is_superuser
-        # Buttons only where the user could plausibly act; the services decide.
+        # The same button rules as the console (workflows.permissions); the services decide again.
+        actions = release_actions(request.user, release)
         return {
             "live": live,
             "config_changes": config_changes(live_config(live), release.config),
             "approval_list": release.approvals.select_related("approver"),
             "wait_reason": services.lane_wait_reason(release) if release.state == ReleaseState.APPROVED else "",
             "audit_events": AuditEvent.objects.filter(release_id=release.id).order_by("id"),
-            "can_decide": release.state == ReleaseState.REQUESTED and (superuser or role in APPROVERS),
-            "can_cancel": release.state in CANCELLABLE
-            and (superuser or role in APPLICATION_EDITORS or request.user == release.requested_by),
-            "can_retry": release.state == ReleaseState.FAILED and (superuser or role in APPLICATION_EDITORS),
+            **{name: actions[name] for name in ("can_decide", "can_cancel", "can_retry")},
         }
 
     def get_urls(self):
@@ -328,7 +328,8 @@ class ProjectWebhookForm(forms.ModelForm):
 
 
 @admin.register(ProjectWebhook)
-class ProjectWebhookAdmin(AuditedAdmin):
+class ProjectWebhookAdmin(ProjectRuleAdmin, AuditedAdmin):
+    project_action = Action.MANAGE_WEBHOOKS
     form = ProjectWebhookForm
     project_field = "project_id"
     list_display = ["project", "url", "events", "active", "created_at"]
@@ -343,26 +344,71 @@ class ProjectWebhookAdmin(AuditedAdmin):
         return [field for field in fields if field != "secret"]  # a view-only page would print it as text
 
 
-@admin.register(CiToken)
-class CiTokenAdmin(AuditedAdmin):
-    """A token is shown once, right after it is created; only its hash is stored."""
+class CiTokenForm(forms.ModelForm):
+    expires_in_days = forms.IntegerField(min_value=1, help_text="Days until it stops working.")
 
+    class Meta:
+        model = CiToken
+        fields = ["project", "name"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # a saved token's page shows it read-only: nothing of it can change
+            self.fields.pop("expires_in_days", None)
+        if "expires_in_days" in self.fields:
+            self.fields["expires_in_days"].initial = settings.SLIPWAY_CI_TOKEN_DEFAULT_DAYS
+            self.fields["expires_in_days"].max_value = settings.SLIPWAY_CI_TOKEN_MAX_DAYS
+            self.fields["expires_in_days"].validators.append(MaxValueValidator(settings.SLIPWAY_CI_TOKEN_MAX_DAYS))
+
+
+@admin.register(CiToken)
+class CiTokenAdmin(ProjectRuleAdmin, WorkflowsAdmin):
+    """Created (owned by whoever creates it) and revoked through the CI token services; shown once.
+
+    Only its hash is stored; a token never changes project, name or owner after it is created.
+    """
+
+    project_action = Action.MANAGE_CI_TOKENS
     project_field = "project_id"
-    list_display = ["prefix", "name", "project", "created_at", "last_used_at"]
-    search_fields = ["prefix", "name", "project__slug"]
-    list_select_related = ["project"]
+    form = CiTokenForm
+    list_display = ["prefix", "name", "project", "owner", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["prefix", "name", "project__slug", "owner__username"]
+    list_select_related = ["project", "owner"]
+    actions = ["revoke"]
 
     def get_fields(self, request, obj=None):
-        return ["project", "name"] if obj is None else ["name", "project", "prefix", "created_at", "last_used_at"]
+        if obj is None:
+            return ["project", "name", "expires_in_days"]
+        return ["name", "project", "owner", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["project", "prefix", "created_at", "last_used_at"]
+        return [] if obj is None else self.get_fields(request, obj)
 
     def save_model(self, request, obj: CiToken, form, change: bool) -> None:
-        token = "" if change else secrets.token_urlsafe(32)
-        if token:
-            obj.token_hash, obj.prefix = CiToken.hash_of(token), token[:8]
-        super().save_model(request, obj, form, change)
-        if token:
-            self.message_user(request, f"The new CI token is {token} — copy it now: it will not be shown again.",
-                              level=messages.SUCCESS)
+        if change:
+            return  # nothing of a token is editable
+        try:
+            saved, token = services.ci_token_create(
+                actor=request.user, project=form.cleaned_data["project"], name=form.cleaned_data["name"],
+                expires_in_days=form.cleaned_data["expires_in_days"],
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return
+        obj.pk = saved.pk
+        self.message_user(request, f"The new CI token is {token} — copy it now: it will not be shown again.",
+                          level=messages.SUCCESS)
+
+    @admin.action(description="Revoke the selected CI tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        revoked = 0
+        for ci_token in queryset:
+            try:
+                services.ci_token_revoke(actor=request.user, token_id=ci_token.id)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+            else:
+                revoked += 1
+        if revoked:
+            self.message_user(request, f"{revoked} CI token(s) revoked.", level=messages.SUCCESS)

@@ -17,20 +17,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
 from deployments.models import Application, Environment
+from paas_site.actors import WORKER, Actor, actor_label, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
 from . import chain
 from .chain import GENESIS_HASH, CheckpointInvalid, CheckpointRecord, UnknownKey
 from .choices import AuditAction
-from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, Release, StepRun, audit_canonical
+from .models import AUDIT_HASHED_FIELDS, AuditChainHead, AuditEvent, CiToken, Release, StepRun, audit_canonical
 
-Actor = AbstractBaseUser | str  # a user, or "system:<component>"
+__all__ = ["Actor"]  # re-exported: callers name the actor type beside the writer
 
 
 def release_requested(*, actor: Actor, release: Release) -> AuditEvent:
@@ -69,7 +70,7 @@ def release_transitioned(*, actor: Actor, release: Release, from_state: str, mes
 
 def step_finished(*, release: Release, step_run: StepRun) -> AuditEvent:
     return _append(
-        actor="system:worker", action=AuditAction.STEP_FINISHED, target=release,
+        actor=WORKER, action=AuditAction.STEP_FINISHED, target=release,
         project_id=release.application.project_id, release_id=release.id,
         after={"step": step_run.step, "attempt": step_run.attempt, "status": step_run.status},
         message=step_run.error or f"{step_run.step} {step_run.status} (attempt {step_run.attempt})",
@@ -107,6 +108,23 @@ def application_decommissioned(
         project_id=application.project_id, before={"environment": environment.name, "revision": revision},
         message=f"{application.name} removed from {environment.name}" + ("" if revision else " (nothing was running)"),
     )
+
+
+def ci_token_created(*, actor: Actor, token: CiToken) -> AuditEvent:
+    return _append(actor=actor, action=AuditAction.OBJECT_CREATED, target=token, project_id=token.project_id,
+                   after=_ci_token_picture(token), message=f"{token} created for {token.owner}")
+
+
+def ci_token_revoked(*, actor: Actor, token: CiToken) -> AuditEvent:
+    return _append(actor=actor, action=AuditAction.OBJECT_CHANGED, target=token, project_id=token.project_id,
+                   before={"revoked_at": None}, after={"revoked_at": token.revoked_at.isoformat()},
+                   message=f"{token} revoked")
+
+
+def _ci_token_picture(token: CiToken) -> dict[str, Any]:
+    """What a token is, without its hash."""
+    return {"project": token.project.slug, "name": token.name, "prefix": token.prefix,
+            "owner": token.owner.get_username(), "expires_at": token.expires_at.isoformat()}
 
 
 def object_created(*, actor: Actor, obj: models.Model) -> AuditEvent:
@@ -179,8 +197,8 @@ def _append(
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS_HASH})
     event = AuditEvent(
         created_at=timezone.now(),
-        actor=actor if isinstance(actor, str) else f"user:{actor.get_username()}",
-        actor_user_id=None if isinstance(actor, str) else actor.pk,
+        actor=actor_label(actor),
+        actor_user_id=getattr(actor_user(actor), "pk", None),
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),

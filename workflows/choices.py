@@ -15,6 +15,7 @@ class ReleaseState(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
 # At most one release per (application, environment) may be in one of these.
 IN_FLIGHT = [ReleaseState.BUILDING, ReleaseState.DEPLOYING, ReleaseState.VERIFYING, ReleaseState.ROLLING_BACK]
 FINAL = [ReleaseState.REJECTED, ReleaseState.CANCELLED, ReleaseState.SUCCEEDED, ReleaseState.FAILED,

@@ -1,5 +1,6 @@
 """The process: releases, approvals, steps, freeze windows, hooks, and the audit trail."""
 import hashlib
+from datetime import datetime
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -228,6 +229,30 @@ class StepRun(models.Model):
         return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
 
+class LaneOperation(models.Model):
+    """A claim on a lane by an operation on the running application (scale, decommission), like a step's.
+
+    At most one per lane; while it exists no release of the lane starts, and it is taken only while no
+    release is in flight. The row is deleted when the operation ends; ``expires_at`` lets a lane whose
+    operation died with its process go on (the operation's fence then stops it at its next write).
+    """
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="lane_operations")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="lane_operations")
+    kind = models.CharField(max_length=16)
+    actor = models.CharField(max_length=150)
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "environment"], name="lane_operation_one_per_lane"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.application_id} in {self.environment_id} by {self.actor}"
+
+
 def validate_timezone(value: str) -> None:
     if value not in available_timezones():
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin).")
@@ -288,17 +313,33 @@ class ProjectWebhook(models.Model):
 
 
 class CiToken(models.Model):
-    """A per-project secret for the CI hook; only its SHA-256 is stored."""
+    """A project's secret for the CI hook, owned by the user who created it; only its SHA-256 is stored.
+
+    A release it files is the owner's (requested_by), so the owner's role decides whether it may file and
+    the no-self-approval rule holds for it. It works until it expires or is revoked.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ci_tokens")
     name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="ci_tokens",
+        help_text="Who created it: releases it files are theirs. Tokens from before owners existed have none "
+                  "and are refused.",
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart.")
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, help_text="Refused from then on.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.project} CI token {self.name} ({self.prefix}…)"
+
+    def is_usable(self, now: datetime) -> bool:
+        """Owned, not revoked, not expired (a token without an expiry predates them: refused)."""
+        return (self.owner_id is not None and self.revoked_at is None and self.expires_at is not None
+                and now < self.expires_at)
 
     @staticmethod
     def hash_of(token: str) -> str:

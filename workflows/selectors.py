@@ -6,16 +6,14 @@ from django.db.models import CharField, Count, Exists, OuterRef, QuerySet, Subqu
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 
-from deployments.choices import Role
 from deployments.models import Application, Revision
+from deployments.permissions import APPROVERS
 from deployments.selectors import project_roles, user_reads_all_projects
 from dns.choices import ADDRESS_TYPES
 from dns.models import Record
 
 from .choices import AuditAction, Decision, ReleaseState
 from .models import Approval, AuditEvent, Release
-
-APPROVERS = {Role.APPROVER, Role.MAINTAINER}  # who decides on releases
 
 
 def release_list(*, user) -> QuerySet[Release]:

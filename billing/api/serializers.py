@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from deployments.api.serializers import ModelCleanSerializer
 from deployments.models import Cluster, Environment, Project
+from paas_site.api import SlugRelatedField
 
 from ..models import Budget, BudgetAlert, PriceBook
 
@@ -20,10 +21,10 @@ def validate_in_period_range(value: date) -> None:
 
 
 class PriceBookSerializer(ModelCleanSerializer):
-    environment = serializers.SlugRelatedField(
+    environment = SlugRelatedField(
         slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True
     )
-    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all(), required=False, allow_null=True)
+    cluster = SlugRelatedField(slug_field="name", queryset=Cluster.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = PriceBook
@@ -58,7 +59,7 @@ class MonthField(serializers.Field):
 
 
 class BudgetSerializer(ModelCleanSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    project = SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     month = MonthField()
     alerts = BudgetAlertSerializer(many=True, read_only=True)
 

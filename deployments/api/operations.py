@@ -1,10 +1,12 @@
 """Inputs and outputs of the operations on running applications (scale, pods, logs)."""
 from rest_framework import serializers
 
+from paas_site.api import SlugRelatedField
+
 from ..models import Environment
 
 
-class EnvironmentChoice(serializers.SlugRelatedField):
+class EnvironmentChoice(SlugRelatedField):
     def __init__(self, **kwargs):
         super().__init__(slug_field="name", queryset=Environment.objects.select_related("cluster"), **kwargs)
 

@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from paas_site.api import DateTimeField
+from paas_site.api import DateTimeField, SlugRelatedField
 
 from ..middleware import MiddlewareTemplate
 from ..models import Application, BaseImage, Cluster, Environment, MiddlewareInstance, Package, Project, ProjectMembership
@@ -48,8 +48,8 @@ class ProjectSerializer(ModelCleanSerializer):
 
 
 class ProjectMembershipSerializer(ModelCleanSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
-    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    project = SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    user = SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
 
     class Meta:
         model = ProjectMembership
@@ -79,7 +79,7 @@ class ClusterSerializer(ModelCleanSerializer):
 
 
 class EnvironmentSerializer(ModelCleanSerializer):
-    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    cluster = SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
 
     class Meta:
         model = Environment
@@ -97,7 +97,7 @@ class BaseImageSerializer(ModelCleanSerializer):
 
 
 @extend_schema_field(OpenApiTypes.STR)
-class MiddlewareInstanceChoice(serializers.SlugRelatedField):
+class MiddlewareInstanceChoice(SlugRelatedField):
     """A middleware instance, named by its application's name."""
 
     def __init__(self, **kwargs):
@@ -108,11 +108,11 @@ class MiddlewareInstanceChoice(serializers.SlugRelatedField):
 
 
 class ApplicationSerializer(ModelCleanSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
-    base_image = serializers.SlugRelatedField(
+    project = SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    base_image = SlugRelatedField(
         slug_field="name", queryset=BaseImage.objects.all(), required=False, allow_null=True
     )
-    allowed_callers = serializers.SlugRelatedField(
+    allowed_callers = SlugRelatedField(
         slug_field="name", many=True, required=False, queryset=Application.objects.all(),
         help_text="Names of applications of the same project that may call this one.",
     )
@@ -141,7 +141,7 @@ class ApplicationSerializer(ModelCleanSerializer):
         # Caller names are unique only within a project: resolve them there.
         project = self.instance.project if self.instance else None
         slug = data.get("project") if hasattr(data, "get") else None
-        if project is None and isinstance(slug, str):
+        if project is None and isinstance(slug, str) and "\x00" not in slug:  # the field itself refuses a NUL
             project = self.fields["project"].queryset.filter(slug=slug).first()
         self.fields["allowed_callers"].child_relation.queryset = (
             Application.objects.filter(project=project) if project else Application.objects.none()
@@ -210,7 +210,7 @@ class PackageSerializer(serializers.ModelSerializer):
 
 
 class PackageUploadSerializer(serializers.Serializer):
-    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    project = SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     file = serializers.FileField(help_text="The package, e.g. app-1.2.war; its name is its file name in the image.")
 
     def __init__(self, *args, projects=None, **kwargs):

@@ -9,20 +9,11 @@ from rest_framework.response import Response
 
 from paas_site.errors import NotAllowed, NotFound
 
-from .. import changes, services
+from .. import changes, memberships, services
 from ..middleware import TEMPLATES
 from ..models import BaseImage, Cluster, Environment
-from ..selectors import (
-    APPLICATION_EDITORS,
-    PROJECT_MANAGERS,
-    PROJECT_MEMBERS,
-    application_list,
-    membership_list,
-    package_list,
-    project_list,
-    project_require_role,
-    user_is_platform_admin,
-)
+from ..permissions import Action, project_require, project_require_each
+from ..selectors import application_list, membership_list, package_list, project_list, user_is_platform_admin
 from . import filters, operations, serializers
 from .permissions import StaffWritesOthersRead
 
@@ -33,6 +24,10 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
     def authorize(self, verb: str, obj) -> None:
         """Raise ``NotAllowed`` when the user may not ``verb`` (create/change/delete) ``obj``."""
 
+    def authorize_change(self, instance, data: dict) -> None:
+        """Raise ``NotAllowed`` when the user may not change ``instance`` with ``data``."""
+        self.authorize("change", instance)
+
     @transaction.atomic
     def perform_create(self, serializer):
         self.authorize("create", serializer.validated_data)
@@ -41,7 +36,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
 
     @transaction.atomic
     def perform_update(self, serializer):
-        self.authorize("change", serializer.instance)
+        self.authorize_change(serializer.instance, serializer.validated_data)
         before = changes.recorder().snapshot(serializer.instance)
         obj = serializer.save()
         changes.recorder().object_changed(actor=self.request.user, obj=obj, before=before)
@@ -54,16 +49,18 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
 
 
 class ProjectScopedViewSet(AuditedModelViewSet):
-    """Writes need a role in the object's project; reads follow visibility."""
+    """Writes need the right in the object's project, and a change also in the project it would end up in;
+    reads follow visibility."""
 
-    editor_roles: set[str] = PROJECT_MANAGERS
-    delete_roles: set[str] = PROJECT_MANAGERS
-    noun = "object"
+    edit_action: Action = Action.MANAGE_MEMBERSHIPS
+    delete_action: Action = Action.MANAGE_MEMBERSHIPS
 
     def authorize(self, verb: str, obj) -> None:
         project = obj["project"] if isinstance(obj, dict) else obj.project
-        roles = self.delete_roles if verb == "delete" else self.editor_roles
-        project_require_role(user=self.request.user, project=project, roles=roles, action=f"{verb} {self.noun}s")
+        project_require(self.request.user, self.delete_action if verb == "delete" else self.edit_action, project)
+
+    def authorize_change(self, instance, data: dict) -> None:
+        project_require_each(self.request.user, self.edit_action, [instance.project, data.get("project")])
 
 
 class ProjectViewSet(AuditedModelViewSet):
@@ -77,7 +74,7 @@ class ProjectViewSet(AuditedModelViewSet):
 
     def authorize(self, verb: str, obj) -> None:
         if verb == "change":
-            project_require_role(user=self.request.user, project=obj, roles=PROJECT_MANAGERS, action="change the project")
+            project_require(self.request.user, Action.CHANGE_PROJECT, obj)
         elif not user_is_platform_admin(self.request.user):
             raise NotAllowed(f"Only platform admins may {verb} projects.")
 
@@ -85,10 +82,20 @@ class ProjectViewSet(AuditedModelViewSet):
 class ProjectMembershipViewSet(ProjectScopedViewSet):
     serializer_class = serializers.ProjectMembershipSerializer
     filterset_class = filters.ProjectMembershipFilter
-    noun = "membership"
 
     def get_queryset(self):
         return membership_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = memberships.membership_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = memberships.membership_change(
+            actor=self.request.user, membership_id=serializer.instance.id, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        memberships.membership_delete(actor=self.request.user, membership_id=instance.id)
 
 
 class ApplicationViewSet(ProjectScopedViewSet):
@@ -96,8 +103,8 @@ class ApplicationViewSet(ProjectScopedViewSet):
     filterset_class = filters.ApplicationFilter
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
-    editor_roles = APPLICATION_EDITORS
-    noun = "application"
+    edit_action = Action.EDIT_APPLICATION
+    delete_action = Action.DELETE_APPLICATION
 
     def get_queryset(self):
         return application_list(user=self.request.user)
@@ -113,7 +120,8 @@ class ApplicationViewSet(ProjectScopedViewSet):
         """The application's pods in one environment: phase, readiness, restarts."""
         application = self.get_object()
         environment = self._query(operations.EnvironmentInput)["environment"]
-        pods = services.application_pods(application_id=application.id, environment_id=environment.id)
+        pods = services.application_pods(actor=request.user, application_id=application.id,
+                                         environment_id=environment.id)
         return Response(operations.PodSerializer([asdict(pod) for pod in pods], many=True).data)
 
     @extend_schema(
@@ -124,10 +132,9 @@ class ApplicationViewSet(ProjectScopedViewSet):
     def logs(self, request, pk=None, pod=None):
         """The last lines of one pod's log (members of the project only)."""
         application = self.get_object()
-        project_require_role(user=request.user, project=application.project, roles=PROJECT_MEMBERS, action="read logs")
         query = self._query(operations.LogsQuery)
         text = services.pod_logs(
-            application_id=application.id, environment_id=query["environment"].id, pod=pod, tail=query["tail"]
+            actor=request.user, application_id=application.id, environment_id=query["environment"].id, pod=pod, tail=query["tail"]
         )
         return Response({"pod": pod, "lines": text.splitlines()})
 

@@ -4,8 +4,9 @@ A fault covers the next N Kubernetes API requests (the sandbox's own `/sandbox/`
 endpoints are never affected), or only the next N with one HTTP `method` (so a
 test can hit, say, the DELETEs of a rollback and nothing before it): `503`
 answers ServiceUnavailable, `429` answers TooManyRequests with `Retry-After: 1`,
-and `hang` holds the request for `hang_seconds` before answering 503, to
-trigger client timeouts.
+`hang` holds the request for `hang_seconds` before answering 503, to
+trigger client timeouts, and `slow` holds it for `hang_seconds` and then serves
+it as usual (a wedged API server that recovers: the client's write lands late).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from .errors import ApiError, bad_request, service_unavailable, too_many_requests
 
-MODES = ("503", "429", "hang")
+MODES = ("503", "429", "hang", "slow")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -64,7 +65,7 @@ class FaultInjector:
     def take(self, method: str) -> ApiError | None:
         """Consume one request's share of the pending fault; the error to answer with, if any.
 
-        Hangs happen here, in the request's own thread, outside the lock.
+        Hangs happen here, in the request's own thread, outside the lock; a slow request is then served.
         """
         with self._lock:
             fault = self._fault
@@ -74,6 +75,6 @@ class FaultInjector:
             self._fault = Fault(fault.mode, remaining, fault.hang_seconds, fault.method) if remaining else None
         if fault.mode == "429":
             return too_many_requests()
-        if fault.mode == "hang":
+        if fault.mode in ("hang", "slow"):
             self._released.wait(fault.hang_seconds)
-        return service_unavailable()
+        return None if fault.mode == "slow" else service_unavailable()

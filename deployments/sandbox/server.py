@@ -66,7 +66,7 @@ class SandboxCluster:
         self._server.server_close()
 
     def inject_fault(self, mode: str, count: int = 1, hang_seconds: float = 5.0, method: str | None = None) -> None:
-        """Fail the next `count` API requests (with `method`, if given): mode "503", "429" or "hang" (see `faults`)."""
+        """Fault the next `count` API requests (with `method`, if given): "503", "429", "hang" or "slow" (`faults`)."""
         self.faults.inject(mode, count, hang_seconds, method)
 
     def clear_faults(self) -> None:

@@ -2,6 +2,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from deployments.api.serializers import ModelCleanSerializer
+from paas_site.api import SlugRelatedField
 
 from .. import naming
 from ..models import Record, Zone
@@ -50,10 +51,10 @@ class ZoneSerializer(ModelCleanSerializer):
 
 
 class RecordSerializer(serializers.ModelSerializer):
-    zone = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    zone = SlugRelatedField(slug_field="name", read_only=True)
     project = serializers.SerializerMethodField()
     application_name = serializers.SerializerMethodField()
-    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    environment = SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Record

@@ -278,7 +278,7 @@ def test_finance_reads_releases_but_changes_nothing(client, finance_user, develo
     response = client.post(reverse("console:release-cancel", args=[release.id]))
     assert response.status_code == 302 and "Only a project developer or maintainer" in last_message(response)
     response = client.post(reverse("console:release-approve", args=[release.id]))
-    assert "Only an approver or maintainer" in last_message(response)
+    assert "Only a project approver or maintainer" in last_message(response)
     assert Release.objects.get().state == "requested" and not release.approvals.exists()
 
 
@@ -287,7 +287,7 @@ def test_approving_and_cancelling_go_through_the_services(client, developer, app
 
     client.force_login(developer)
     refused = client.post(reverse("console:release-approve", args=[release.id]))
-    assert "Only an approver or maintainer" in last_message(refused) and not release.approvals.exists()
+    assert "Only a project approver or maintainer" in last_message(refused) and not release.approvals.exists()
 
     client.force_login(approver)
     approved = client.post(reverse("console:release-approve", args=[release.id]), {"comment": "fine by me"})

@@ -129,7 +129,7 @@ def test_logs_of_a_pod_of_another_application_are_404(api, app, env, developer, 
     other = ApplicationFactory(project=project, name="web")
     apply(other, env, release="9")
     services.deployment_verify(revision_id=apply(app, env).id, poll_interval=0.05)
-    foreign = services.application_pods(application_id=other.id, environment_id=env.id)[0].name
+    foreign = services.application_pods(actor=developer, application_id=other.id, environment_id=env.id)[0].name
 
     response = api.as_user(developer).get(f"/api/v1/applications/{app.id}/pods/{foreign}/logs/?environment=dev")
 

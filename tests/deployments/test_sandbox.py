@@ -559,6 +559,14 @@ def test_injected_hang_times_out_the_client_and_writes_nothing(
     assert error.value.status == 404
 
 
+def test_a_slow_request_is_held_then_served(sandbox: SandboxCluster, core: client.CoreV1Api, namespace: str) -> None:
+    # a wedged API server that recovers: the write held back lands after all
+    sandbox.inject_fault("slow", 1, hang_seconds=0.2, method="POST")
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "late"}})
+    assert sandbox.faults.describe() is None
+    assert core.read_namespaced_config_map("late", namespace).metadata.name == "late"
+
+
 def test_requests_need_the_bearer_token(sandbox: SandboxCluster) -> None:
     for token in ("wrong", None):
         with make_api_client(sandbox, token) as api, pytest.raises(ApiException) as error:

@@ -90,3 +90,22 @@ def test_a_post_without_the_trailing_slash_reaches_the_endpoint(api, developer, 
 
     assert response.status_code == 201, response.content
     assert Release.objects.count() == 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("project", "sh\x00op"), ("base_image", "tomcat\x00"), ("allowed_callers", ["api\x00"]),
+    ("uses_middleware", ["cache\x00"]),
+])
+def test_a_nul_character_in_a_name_is_a_400_naming_the_field(api, developer, field, value):
+    body = {"project": "shop", "name": "web", "image": "registry.example.com/shop/web", "port": 8080, field: value}
+
+    response = api.as_user(developer).post("/api/v1/applications/", body, format="json")
+
+    assert response.status_code == 400 and field in response.json()["extra"]["fields"]
+    assert not Application.objects.filter(name="web").exists()
+
+
+def test_a_nul_character_in_a_query_name_is_a_400(api, developer, app):
+    response = api.as_user(developer).get(f"/api/v1/applications/{app.id}/pods/?environment=dev%00")
+
+    assert response.status_code == 400 and "environment" in response.json()["extra"]["fields"]

@@ -6,11 +6,13 @@ but a platform admin and finance) another project's data.
 ``SLIPWAY_FUZZ_EXAMPLES`` raises the number of examples per operation for a longer hunt.
 """
 import os
+from datetime import timedelta
 
 import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, settings
 from rest_framework.authtoken.models import Token
 
@@ -70,7 +72,8 @@ def tokens(db, keep_test_transaction):
         app = ApplicationFactory(project=project, name=name, image=f"registry.example.com/{project.slug}/{name}")
         ProjectWebhook.objects.create(project=project, url="http://127.0.0.1:9/hook", secret=SECRETS["webhook secret"])
         ci_token = SECRETS[f"CI token {project.slug}"]
-        CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(ci_token), prefix="fuzz-ci")
+        CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(ci_token), prefix="fuzz-ci",
+                               owner=roles["admin"], expires_at=timezone.now() + timedelta(days=1))
         file_release(actor=roles["admin"], application=app, environment=prod)
     return {role: Token.objects.create(user=user).key for role, user in roles.items()}
 

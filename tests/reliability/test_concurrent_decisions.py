@@ -1,7 +1,9 @@
-"""Twenty threads file, approve and cancel the same few releases through the API at once, while a worker runs them.
+"""Twenty threads file, approve and cancel the same few releases through the API at once, and scale and
+decommission their applications, while a worker runs them.
 
 Afterwards the history must be one a single careful operator could have made:
-at most one release in flight per lane at any moment, every approver counted
+at most one release in flight per lane at any moment and no scale or
+decommission while one is (they are lane work too), every approver counted
 once, each state reached by one transition from the state before it, approvals
 matching the states, and an audit chain that verifies. Every answer is a
 success or the services' own refusal (403/409), never a 500 or an exception.
@@ -20,21 +22,29 @@ from tests.deployments.factories import ApplicationFactory, MembershipFactory
 from tests.workflows.factories import PINNED, file_release
 from workflows.choices import FINAL, IN_FLIGHT
 from workflows.models import Approval, AuditEvent, Release
+from workflows.services import approval_grant
 
 from .conftest import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 THREADS, OPERATIONS = 20, 6
-EXPECTED = {200, 201, 403, 409}
+EXPECTED = {200, 201, 204, 403, 409}
+NOT_DEPLOYED = (400, "not_deployed")  # a scale of a lane nothing runs in yet (or any more)
 
 
 def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, sandbox_cluster, worker):
     # given two lanes of a prod that needs two approvals, with releases waiting in both
     developers = [MembershipFactory(project=project, role="developer").user for _ in range(2)]
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(4)]
+    maintainer = MembershipFactory(project=project, role="maintainer").user
     prod = Environment.objects.create(name="prod", cluster=sandbox_cluster, required_approvals=2,
                                       rollout_deadline_seconds=5)
     apps = [ApplicationFactory(project=project, name=f"app{i}", replicas=1) for i in range(2)]
+    running = [file_release(actor=developers[0], application=app, environment=prod, version="0.9") for app in apps]
+    for release in running:  # both applications run in prod, so there is something to scale and decommission
+        for approver in approvers[:2]:
+            approval_grant(release_id=release.id, actor=approver)
+    assert wait_until(lambda: all(Release.objects.get(id=r.id).state == "succeeded" for r in running), 60)
     for i in range(6):
         file_release(actor=developers[i % 2], application=apps[i % 2], environment=prod, version=f"1.{i}")
     answers, failures = [], []
@@ -46,9 +56,17 @@ def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, 
         try:
             for _ in range(OPERATIONS):
                 ids = list(Release.objects.values_list("id", flat=True))
-                kind = rng.choices(["approve", "cancel", "file"], weights=[6, 2, 1])[0]
+                kind = rng.choices(["approve", "cancel", "file", "scale", "decommission"], weights=[6, 2, 1, 2, 0.5])[0]
                 client = APIClient()
-                if kind == "approve":
+                if kind == "scale":
+                    client.force_authenticate(rng.choice(developers))
+                    response = client.post(f"/api/v1/applications/{rng.choice(apps).id}/scale/",
+                                           {"environment": "prod", "replicas": rng.randint(1, 3)}, format="json")
+                elif kind == "decommission":
+                    client.force_authenticate(maintainer)
+                    response = client.post(f"/api/v1/applications/{rng.choice(apps).id}/decommission/",
+                                           {"environment": "prod"}, format="json")
+                elif kind == "approve":
                     client.force_authenticate(rng.choice(approvers))
                     response = client.post(f"/api/v1/releases/{rng.choice(ids)}/approve/", {}, format="json")
                 elif kind == "cancel":
@@ -60,7 +78,8 @@ def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, 
                     response = client.post("/api/v1/releases/", {
                         "application": rng.choice(apps).id, "environment": "prod", "version": version,
                         "image": PINNED.format(version=version)}, format="json")
-                answers.append((kind, response.status_code, response.json().get("code")))
+                body = response.json() if response.content else {}
+                answers.append((kind, response.status_code, body.get("code")))
         except Exception as exc:  # noqa: BLE001 (an unhandled error is exactly what this test looks for)
             failures.append(repr(exc))
         finally:
@@ -76,7 +95,9 @@ def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, 
 
     # then nobody met an error that was not the services' own refusal
     assert not failures, failures
-    assert {status for _, status, _ in answers} <= EXPECTED, [a for a in answers if a[1] not in EXPECTED]
+    unexpected = [a for a in answers if a[1] not in EXPECTED and (a[0], *a[1:]) != ("scale", *NOT_DEPLOYED)]
+    assert not unexpected, unexpected
+    assert {kind for kind, status, _ in answers if status in (200, 204)} & {"scale", "decommission"}
     assert sum(status in (200, 201) for _, status, _ in answers) > THREADS  # the storm did real work
     releases = list(Release.objects.all())
     # each release's history is one unbroken chain of transitions ending in its state
@@ -97,9 +118,15 @@ def test_concurrent_filings_approvals_and_cancels_keep_every_invariant(project, 
         decided = list(AuditEvent.objects.filter(release_id=release.id, action="release.approved")
                        .values_list("actor", flat=True))
         assert sorted(decided) == sorted(set(decided)) and len(decided) == len(approvals), (release.id, decided)
-    # at most one release of a lane in flight at any moment, in the order the audit trail records
+    # at most one release of a lane in flight at any moment, and no operation on the lane while one is, in the
+    # order the audit trail records
     in_flight = {}
-    for event in AuditEvent.objects.filter(action="release.transitioned").order_by("id"):
+    operations = ["application.scaled", "application.decommissioned"]
+    for event in AuditEvent.objects.filter(action__in=["release.transitioned", *operations]).order_by("id"):
+        if event.action in operations:
+            lane = (int(event.target_id), prod.id)
+            assert lane not in in_flight, (event.action, lane, in_flight[lane])
+            continue
         release = next(r for r in releases if r.id == event.release_id)
         lane = (release.application_id, release.environment_id)
         if event.to_state in IN_FLIGHT:

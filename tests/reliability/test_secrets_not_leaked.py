@@ -12,9 +12,11 @@ import json
 import logging
 import secrets
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from deployments.models import Environment
@@ -113,9 +115,9 @@ def test_secrets_never_appear_in_logs_audit_answers_or_errors(project, pdns, wor
         for path in ("ok", "refuse"):
             ProjectWebhook.objects.create(project=project, url=f"{webhook_server}/{path}", secret=secret["webhook-secret"],
                                           events=["succeeded", "failed", "rolled_back"])
-        CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(secret["ci-token"]),
-                               prefix=secret["ci-token"][:4])
         user = MembershipFactory(project=project, role="developer", user=UserFactory(username="dev")).user
+        CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(secret["ci-token"]),
+                               prefix=secret["ci-token"][:4], owner=user, expires_at=timezone.now() + timedelta(days=1))
         user.set_password(secret["password"])
         user.save()
 

@@ -296,8 +296,8 @@ def platform_admin(db):
 def test_ci_token_is_shown_once_and_only_its_hash_is_stored(client, project, platform_admin):
     client.force_login(platform_admin)
 
-    response = client.post(reverse("admin:workflows_citoken_add"), {"project": project.id, "name": "github"},
-                           follow=True)
+    response = client.post(reverse("admin:workflows_citoken_add"),
+                           {"project": project.id, "name": "github", "expires_in_days": 30}, follow=True)
 
     shown = [re.search(r"The new CI token is (\S+)", text) for text in map(str, response.context["messages"])]
     token = next(match.group(1) for match in shown if match)

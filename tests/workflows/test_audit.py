@@ -2,6 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
+from paas_site.actors import SystemActor
 from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory, UserFactory
 from workflows import audit
 from workflows.models import AuditEvent
@@ -49,7 +50,7 @@ def test_events_refuse_update_and_delete():
 def test_events_are_only_written_inside_a_transaction():
     app, env = ApplicationFactory(), EnvironmentFactory()
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        audit.application_scaled(actor="system:test", application=app, environment=env, before=1, after=2)
+        audit.application_scaled(actor=SystemActor("test"), application=app, environment=env, before=1, after=2)
     assert not AuditEvent.objects.exists()
 
 

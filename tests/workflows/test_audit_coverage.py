@@ -44,6 +44,7 @@ from tests.dns.factories import EnvironmentZoneFactory, ZoneFactory
 from tests.workflows.factories import PINNED, file_release
 from workflows.choices import ReleaseState
 from workflows.models import AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release
+from workflows.services import ci_tokens
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -70,8 +71,10 @@ def webhook() -> ProjectWebhook:
     return ProjectWebhook.objects.create(project=ProjectFactory(), url="https://hooks.example.com/a", secret="s1")
 
 
-def ci_token() -> CiToken:
-    return CiToken.objects.create(project=ProjectFactory(), name="ci", token_hash=CiToken.hash_of("walk"), prefix="walk")
+def ci_token(project=None) -> CiToken:
+    project = project or ProjectFactory()
+    owner = MembershipFactory(project=project, role="maintainer").user
+    return ci_tokens.ci_token_create(actor=owner, project=project, name="ci")[0]
 
 
 ADMIN_CASES: dict[type[models.Model], AdminCase] = {
@@ -111,8 +114,9 @@ ADMIN_CASES: dict[type[models.Model], AdminCase] = {
         make=webhook, edit=lambda w: {"url": "https://hooks.example.com/b"},
         new=lambda: {"project": ProjectFactory().pk, "url": "https://hooks.example.com/c", "secret": "s2",
                      "active": "on"}),
-    CiToken: AdminCase(
-        make=ci_token, edit=lambda t: {"name": "renamed"}, new=lambda: {"project": ProjectFactory().pk, "name": "ci"}),
+    CiToken: AdminCase(  # nothing of a saved token is editable (its page has no fields): revoked by the action
+        make=ci_token, edit=lambda t: {},
+        new=lambda: {"project": ProjectFactory().pk, "name": "ci", "expires_in_days": 30}),
     ZoneFactory._meta.model: AdminCase(
         make=ZoneFactory, edit=lambda z: {"default_ttl": 120},
         new=lambda: {"name": "walked.example.", "provider": "local", "default_ttl": 60}),
@@ -166,6 +170,7 @@ class ViewCase:
 
 ACTION_CASES: dict[tuple[type[models.Model], str], ViewCase] = {
     (Record, "publish_again"): ViewCase(make=record_out_of_date),
+    (CiToken, "revoke"): ViewCase(make=ci_token),
 }
 # Actions that only read: they answer with a file and change nothing.
 READ_ONLY_ACTIONS = {
@@ -188,6 +193,11 @@ def superuser_request(user) -> Any:
     request = RequestFactory().get("/admin/")
     request.user = user
     return request
+
+
+def editable_fields(model_admin: admin.ModelAdmin, request, obj: models.Model) -> list[str]:
+    """The fields a change page lets you edit (none: the page only shows the row)."""
+    return list(model_admin.get_form(request, obj, change=True)(instance=obj).fields)
 
 
 def new_events(mark: int, label: str, pk: Any = None) -> list[AuditEvent]:
@@ -229,7 +239,7 @@ def walk_admin(client, model_admin: admin.ModelAdmin) -> None:
         mark = last_event_id()
         submit(client, reverse(f"{url}_add"), form_id, case.new())
         assert new_events(mark, label), f"adding a {opts.verbose_name} in the admin left no audit event"
-    if "change" in writes:
+    if "change" in writes and editable_fields(model_admin, request, case.make()):
         obj, mark = case.make(), last_event_id()
         submit(client, reverse(f"{url}_change", args=[obj.pk]), form_id, case.edit(obj))
         assert new_events(mark, label, obj.pk), f"changing a {opts.verbose_name} in the admin left no audit event"
@@ -337,6 +347,7 @@ class World:
     roles: dict[str, Any]
     dev: Environment
     app: Any
+    headers: dict[str, str] = field(default_factory=dict)  # what a case's prepare() says to send
 
 
 @dataclass
@@ -347,7 +358,6 @@ class ApiCase:
     prepare: Callable[[World], tuple[str, Any]]
     target: str  # the audited model
     multipart: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def running(world: World) -> Any:
@@ -431,7 +441,8 @@ def middleware_again(world: World) -> tuple[str, Any]:
 
 
 def ci_hook(world: World) -> tuple[str, Any]:
-    CiToken.objects.create(project=world.shop, name="ci", token_hash=CiToken.hash_of("walk-ci"), prefix="walk-ci")
+    _, token = ci_tokens.ci_token_create(actor=world.roles["maintainer"], project=world.shop, name="ci")
+    world.headers["Authorization"] = f"Bearer {token}"
     return "/api/v1/hooks/ci/shop/", {"application": world.app.name, "environment": "dev", "version": "1.0",
                                       "image": PINNED.format(version="1.0")}
 
@@ -503,8 +514,11 @@ API_CASES: dict[str, ApiCase] = {
         "deployments.environment"),
     "v1_environments_destroy": ApiCase("admin", lambda w: (
         f"/api/v1/environments/{EnvironmentFactory(name='walk-e').name}/", None), "deployments.environment"),
-    "v1_hooks_ci_create": ApiCase("anonymous", ci_hook, "workflows.release",
-                                  headers={"Authorization": "Bearer walk-ci"}),
+    "v1_hooks_ci_create": ApiCase("anonymous", ci_hook, "workflows.release"),
+    "v1_projects_ci_tokens_create": ApiCase("maintainer", lambda w: (
+        "/api/v1/projects/shop/ci-tokens/", {"name": "jenkins", "expires_in_days": 30}), "workflows.citoken"),
+    "v1_projects_ci_tokens_revoke_create": ApiCase("maintainer", lambda w: (
+        f"/api/v1/projects/shop/ci-tokens/{ci_token(w.shop).id}/revoke/", {}), "workflows.citoken"),
     "v1_memberships_create": ApiCase("maintainer", lambda w: ("/api/v1/memberships/", {
         "project": "shop", "user": UserFactory().username, "role": "developer"}), "deployments.projectmembership"),
     "v1_memberships_update": ApiCase("maintainer", lambda w: (
@@ -575,7 +589,7 @@ def test_every_write_operation_of_the_api_is_audited(method, path, op_id, world,
 
     call = getattr(client, method.lower())
     kwargs = {"format": "multipart" if case.multipart else "json", **{f"HTTP_{k.upper()}": v for k, v in
-                                                                      case.headers.items()}}
+                                                                      world.headers.items()}}
     response = call(url, body, **kwargs) if body is not None else call(url, **kwargs)
 
     assert response.status_code < 300, f"{method} {url} as {case.role} → {response.status_code}: {response.content!r}"

@@ -14,6 +14,7 @@ from tests.deployments.factories import (
     UserFactory,
     base_image,
 )
+from tests.workflows.factories import ci_token_row
 from workflows import services
 from workflows.models import AuditEvent
 
@@ -190,10 +191,8 @@ def test_without_a_push_registry_a_build_release_is_refused_clearly(api, develop
     assert response.json()["code"] == "registry_not_configured"
 
 
-def test_the_ci_hook_files_a_build_release_with_a_package_url(api, built_app, prod):
-    from workflows.models import CiToken
-
-    CiToken.objects.create(project=built_app.project, name="ci", token_hash=CiToken.hash_of("ci-secret"), prefix="ci-s")
+def test_the_ci_hook_files_a_build_release_with_a_package_url(api, built_app, prod, developer):
+    ci_token_row(project=built_app.project, owner=developer, token="ci-secret")
     api.credentials(HTTP_AUTHORIZATION="Bearer ci-secret")
 
     response = api.post("/api/v1/hooks/ci/shop/", {

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from deployments.models import Environment
 from tests.deployments.factories import ApplicationFactory, ClusterFactory, MembershipFactory, UserFactory
-from tests.workflows.factories import PINNED, file_release
+from tests.workflows.factories import PINNED, ci_token_row, file_release
 from workflows import services
 from workflows.audit import chain_verify
 from workflows.models import Approval, CiToken, FreezeWindow, Release
@@ -247,35 +247,29 @@ def test_a_scheduled_release_waits_for_its_time(developer, app, dev):
 
 
 # -- CI hook ---------------------------------------------------------------------------
-def ci_token(project) -> str:
-    token = "ci-" + "x" * 40
-    CiToken.objects.create(project=project, name="jenkins", token_hash=CiToken.hash_of(token), prefix=token[:8])
-    return token
-
-
-def test_ci_hook_files_a_release(api, project, app, dev, django_capture_on_commit_callbacks):
-    token = ci_token(project)
+def test_ci_hook_files_a_release(api, project, app, dev, developer, django_capture_on_commit_callbacks):
+    token = ci_token_row(project=project, owner=developer)
     with django_capture_on_commit_callbacks(execute=False):
         response = api.post("/api/v1/hooks/ci/shop/", {**body(app, "dev"), "application": "api"}, format="json",
                             HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert response.status_code == 201, response.json()
     release = Release.objects.get()
-    assert (release.requested_via, release.requested_by, release.state) == ("ci", None, "approved")
+    assert (release.requested_via, release.requested_by, release.state) == ("ci", developer, "approved")
     assert CiToken.objects.get().last_used_at is not None
 
 
 @pytest.mark.parametrize("header", ["", "Bearer wrong", "Token whatever"])
-def test_ci_hook_without_a_valid_token_is_401(api, project, app, dev, header):
-    ci_token(project)
+def test_ci_hook_without_a_valid_token_is_401(api, project, app, dev, developer, header):
+    ci_token_row(project=project, owner=developer)
     response = api.post("/api/v1/hooks/ci/shop/", {**body(app, "dev"), "application": "api"}, format="json",
                         HTTP_AUTHORIZATION=header)
     assert response.status_code == 401
     assert not Release.objects.exists()
 
 
-def test_ci_hook_for_an_unknown_application_is_400(api, project, dev):
-    token = ci_token(project)
+def test_ci_hook_for_an_unknown_application_is_400(api, project, dev, developer):
+    token = ci_token_row(project=project, owner=developer)
     response = api.post("/api/v1/hooks/ci/shop/", {"application": "ghost", "environment": "dev", "version": "1"},
                         format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 400 and "application" in response.json()["extra"]["fields"]

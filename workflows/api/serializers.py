@@ -5,7 +5,7 @@ from deployments.api.operations import EnvironmentChoice
 from deployments.models import Application, MiddlewareInstance, Package
 from paas_site.api import DateTimeField
 
-from ..models import AuditEvent, Release, StepRun
+from ..models import AuditEvent, CiToken, Release, StepRun
 
 VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z"  # the web console's release form checks the same
 COMMIT_PATTERN = r"^[\w.-]{1,64}\Z"
@@ -151,3 +151,35 @@ class MiddlewareReleaseSerializer(serializers.Serializer):
 class MiddlewareReleasedSerializer(serializers.Serializer):
     instance = MiddlewareInstanceSerializer()
     release = ReleaseDetailSerializer()
+
+
+class CiTokenSerializer(serializers.ModelSerializer):
+    """A CI token as its project's maintainers see it: never the token, never its hash."""
+
+    project = serializers.CharField(source="project.slug", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    expires_at = DateTimeField(read_only=True)
+    revoked_at = DateTimeField(read_only=True)
+    last_used_at = DateTimeField(read_only=True)
+    created_at = DateTimeField(read_only=True)
+
+    class Meta:
+        model = CiToken
+        fields = ["id", "project", "name", "prefix", "owner", "created_at", "expires_at", "revoked_at",
+                  "last_used_at"]
+        read_only_fields = fields
+
+
+class CiTokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="What uses it, e.g. jenkins-shop.")
+    expires_in_days = serializers.IntegerField(
+        required=False, min_value=1, help_text="Days until it stops working (default 90; at most 365)."
+    )
+
+
+class CiTokenCreatedSerializer(CiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown this once: only its SHA-256 is stored.")
+
+    class Meta(CiTokenSerializer.Meta):
+        fields = [*CiTokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields

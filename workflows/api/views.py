@@ -1,6 +1,4 @@
-from django.db import transaction
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -11,8 +9,9 @@ from rest_framework.views import APIView
 
 from deployments.api import operations
 from deployments.models import Application, MiddlewareInstance, Package
+from deployments.permissions import Action, project_require
 from deployments.selectors import application_list, package_list, project_list
-from paas_site.errors import ApplicationError
+from paas_site.errors import ApplicationError, NotAuthenticated
 
 from .. import services
 from ..choices import ReleaseState
@@ -154,10 +153,11 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class CiHookView(APIView):
-    """``POST /api/v1/hooks/ci/{project}/``: CI files a release with the project's secret token.
+    """``POST /api/v1/hooks/ci/{project}/``: CI files a release with a CI token of the project.
 
-    Send ``Authorization: Bearer <token>``. Unknown projects and bad tokens get
-    the same 401, so the hook reveals nothing.
+    Send ``Authorization: Bearer <token>``. Unknown projects and bad, revoked or
+    expired tokens get the same 401, so the hook reveals nothing. The release is
+    the token owner's: 403 once the owner may no longer file releases there.
     """
 
     authentication_classes: list = []
@@ -169,11 +169,11 @@ class CiHookView(APIView):
     @extend_schema(request=serializers.CiReleaseSerializer, responses={201: serializers.ReleaseDetailSerializer})
     def post(self, request, project: str):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        ci_token = CiToken.objects.select_related("project").filter(
-            project__slug=project, token_hash=CiToken.hash_of(token)
-        ).first() if scheme.lower() == "bearer" and token else None
-        if ci_token is None:
-            raise AuthenticationFailed("A valid CI token for this project is required (Authorization: Bearer <token>).")
+        try:
+            ci_token = services.ci_token_authenticate(project_slug=project,
+                                                      token=token if scheme.lower() == "bearer" else "")
+        except NotAuthenticated as exc:
+            raise AuthenticationFailed(exc.message) from None
         data = serializers.CiReleaseSerializer(data=request.data,
                                                packages=Package.objects.filter(project=ci_token.project))
         data.is_valid(raise_exception=True)
@@ -182,9 +182,10 @@ class CiHookView(APIView):
         if application is None:
             raise ApplicationError("application: no such application in this project.",
                                    extra={"fields": {"application": ["no such application in this project."]}})
-        with transaction.atomic():
-            CiToken.objects.filter(id=ci_token.id).update(last_used_at=timezone.now())
-            release = services.release_file(actor="system:ci", application=application, via="ci", **fields)
+        try:
+            release = services.ci_token_release_file(ci_token=ci_token, application=application, **fields)
+        except NotAuthenticated as exc:  # revoked while the request was read
+            raise AuthenticationFailed(exc.message) from None
         return release_detail_response(release.id, status.HTTP_201_CREATED)
 
 
@@ -233,3 +234,37 @@ class MiddlewareInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         data.is_valid(raise_exception=True)
         release = services.middleware_release(actor=request.user, instance=instance, **data.validated_data)
         return self._released(instance, release.id)
+
+
+class CiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A project's CI tokens, for its maintainers: create one (shown once), list them, revoke one."""
+
+    serializer_class = serializers.CiTokenSerializer
+    ordering_fields = ["id", "created_at", "expires_at"]
+
+    def project(self):
+        """The project of the URL: 404 if the user may not see it, 403 if they may not manage its tokens."""
+        project = get_object_or_404(project_list(user=self.request.user), slug=self.kwargs["project"])
+        project_require(self.request.user, Action.MANAGE_CI_TOKENS, project)
+        return project
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no project
+            return CiToken.objects.none()
+        return CiToken.objects.filter(project=self.project()).select_related("project", "owner").order_by("-id")
+
+    @extend_schema(request=serializers.CiTokenCreateSerializer, responses={201: serializers.CiTokenCreatedSerializer})
+    def create(self, request, project=None):
+        """Create a token owned by you: releases it files are yours. The token is in this answer only."""
+        data = serializers.CiTokenCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ci_token, token = services.ci_token_create(actor=request.user, project=self.project(), **data.validated_data)
+        ci_token.token = token
+        return Response(serializers.CiTokenCreatedSerializer(ci_token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=serializers.CiTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, project=None, pk=None):
+        """Revoke the token: the hook refuses it from now on (401)."""
+        ci_token = services.ci_token_revoke(actor=request.user, token_id=self.get_object().id)
+        return Response(serializers.CiTokenSerializer(ci_token).data)

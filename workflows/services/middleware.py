@@ -1,17 +1,18 @@
 """One-click middleware: create an instance from the catalog and release it like any application."""
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from deployments import middleware
 from deployments.images import parse_image_reference
 from deployments.models import Application, BaseImage, Environment, MiddlewareInstance, Project
-from deployments.selectors import APPLICATION_EDITORS, project_require_role
+from deployments.permissions import Action, project_require
+from paas_site.actors import Actor
 from paas_site.errors import ApplicationError, invalid_fields
 
 from .. import audit
+from ..locks import lane_lock
 from ..models import Release
 from .releases import release_file
 
@@ -19,7 +20,7 @@ NAME_TAKEN = "already names an application of this project."
 
 
 def middleware_instantiate(
-    *, actor: AbstractBaseUser, project: Project, environment: Environment, template: str, name: str, variables: Any = None,
+    *, actor: Actor, project: Project, environment: Environment, template: str, name: str, variables: Any = None,
     description: str = "",
 ) -> tuple[MiddlewareInstance, Release]:
     """Create an instance (its application and settings) and file its first release to ``environment``.
@@ -28,7 +29,7 @@ def middleware_instantiate(
     and audit trail like any other; the instance's secrets are generated when
     it is first deployed there.
     """
-    project_require_role(user=actor, project=project, roles=APPLICATION_EDITORS, action="create middleware instances")
+    project_require(actor, Action.MANAGE_MIDDLEWARE, project)
     spec = middleware.TEMPLATES.get(template)
     if spec is None:
         raise invalid_fields({"template": [f"unknown template; the catalog has: {', '.join(middleware.TEMPLATES)}."]})
@@ -56,14 +57,13 @@ def middleware_instantiate(
 
 
 def middleware_release(
-    *, actor: AbstractBaseUser, instance: MiddlewareInstance, environment: Environment, variables: Any = None,
+    *, actor: Actor, instance: MiddlewareInstance, environment: Environment, variables: Any = None,
 ) -> Release:
     """Release an instance to an environment, with changed variables if given (the rest keep their values)."""
-    project_require_role(user=actor, project=instance.application.project, roles=APPLICATION_EDITORS,
-                         action="release middleware instances")
+    project_require(actor, Action.MANAGE_MIDDLEWARE, instance.application.project)
     values = middleware.variables_validate(instance.spec, variables, current=instance.variables)
     with transaction.atomic():
-        application = Application.objects.select_for_update().get(id=instance.application_id)
+        application = lane_lock(instance.application_id)
         if values != instance.variables:
             before = [audit.snapshot(application), audit.snapshot(instance)]
             for field, value in instance.spec.resources(values).items():
@@ -78,7 +78,7 @@ def middleware_release(
         return _release_file(actor=actor, instance=instance, environment=environment)
 
 
-def _release_file(*, actor: AbstractBaseUser, instance: MiddlewareInstance, environment: Environment) -> Release:
+def _release_file(*, actor: Actor, instance: MiddlewareInstance, environment: Environment) -> Release:
     spec, values = instance.spec, instance.variables
     return release_file(
         actor=actor, application=instance.application, environment=environment, version=values["version"],

@@ -1,15 +1,19 @@
 """The release pipeline: lanes, steps, retries and the reaper.
 
-Locking order, everywhere: the Application row first, then the Release row,
-and the audit chain head last (it is written at the end of each transaction).
-Taking the application lock serializes every decision about one lane, so two
-workers can never start two releases of it; the database constraint
-``release_one_in_flight_per_lane`` backs that up.
+Locks are taken in the order ``deployments/locks.py`` states (the lane, then the
+release, the audit chain head last). Taking the lane lock serializes every
+decision about one lane, so two workers can never start two releases of it, nor
+one while a lane operation (scale, decommission) holds it; the database
+constraint ``release_one_in_flight_per_lane`` backs that up.
 
 Each step is claimed (a StepRun with a lease) in one short transaction, done
 without holding locks, and finished in another. A duplicate delivery finds the
-step claimed or the release already moved on and does nothing.
+step claimed or the release already moved on and does nothing. The claim is
+the step's fencing token: every cluster, DNS and registry write of the step
+checks it first (``step_fence``), so a worker that comes back after the reaper
+moved on stops at its next write (see ``deployments/fencing.py``).
 """
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,22 +21,26 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from deployments import builds, registry
 from deployments import services as deployments
+from deployments.fencing import Fence, StaleClaim
 from deployments.manifests import ReleaseConfig
-from deployments.models import Application
 from dns import services as dns
+from paas_site.actors import WORKER
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, PermanentError, TransientError
 
 from .. import audit, planner
 from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Step, StepStatus, WebhookEvent
-from ..models import FreezeWindow, Release, StepRun
+from ..locks import lane_lock, release_lock
+from ..models import FreezeWindow, LaneOperation, Release, StepRun
 from . import notifications
 
-WORKER = "system:worker"
+logger = logging.getLogger(__name__)
 
 
 class StepRetry(Exception):
@@ -41,29 +49,6 @@ class StepRetry(Exception):
     def __init__(self, countdown: float, cause: Exception):
         super().__init__(str(cause))
         self.countdown, self.cause = countdown, cause
-
-
-# Row locks here are FOR NO KEY UPDATE of the row itself: they serialize the services with each other but
-# never block the KEY SHARE locks that PostgreSQL's foreign-key checks take at commit. A plain FOR UPDATE
-# (which, with select_related, also locks every joined row: environment, project, cluster) deadlocks
-# against a transaction that holds the audit chain head and commits a row referencing one of them.
-def lane_lock(application_id: int) -> None:
-    """Take the first lock of the order: the application row. Call inside ``atomic``."""
-    Application.objects.select_for_update(no_key=True).get(id=application_id)
-
-
-def release_lock(release_id: int) -> Release:
-    """Lock a release (after its application, to keep the locking order). Call inside ``atomic``.
-
-    Only the release row: locking the joined rows too would lock the shared
-    environment, cluster and project, serializing every release of the
-    environment and deadlocking with a filing whose foreign-key check waits
-    for the environment row while it holds the audit chain head.
-    """
-    lane_lock(Release.objects.values_list("application_id", flat=True).get(id=release_id))
-    return Release.objects.select_for_update(of=("self",), no_key=True).select_related(
-        "application__project", "application__base_image", "environment__cluster"
-    ).get(id=release_id)
 
 
 # -- lanes ------------------------------------------------------------------------
@@ -80,6 +65,9 @@ def lane_wait_reason(release: Release, *, now: datetime | None = None) -> str:
     ).exclude(id=release.id).values_list("id", flat=True).first()
     if busy:
         return f"waiting for release #{busy} in the same lane"
+    operation = lane_operation(release.application_id, release.environment_id, now=now)
+    if operation:
+        return f"waiting for the {operation.kind} of the application (by {operation.actor}) to finish"
     ahead = _queue(release.application_id, release.environment_id, now).exclude(id=release.id).filter(
         approved_at__lt=release.approved_at
     ).values_list("id", flat=True).first()
@@ -96,6 +84,13 @@ def freeze_windows(environment_id: int) -> list[planner.Window]:
     return windows
 
 
+def lane_operation(application_id: int, environment_id: int, *, now: datetime | None = None) -> LaneOperation | None:
+    """The operation (scale, decommission) holding the lane, unless its claim has expired."""
+    return LaneOperation.objects.filter(
+        application_id=application_id, environment_id=environment_id, expires_at__gt=now or timezone.now()
+    ).first()
+
+
 def _queue(application_id: int, environment_id: int, now: datetime):
     return Release.objects.filter(
         application_id=application_id, environment_id=environment_id, state=ReleaseState.APPROVED
@@ -104,19 +99,24 @@ def _queue(application_id: int, environment_id: int, now: datetime):
 
 @transaction.atomic
 def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
-    """Start the oldest approved release of a lane when the lane is free and not frozen."""
+    """Start the oldest approved release of a lane when the lane is free (no release in flight, no lane
+    operation) and not frozen. The operation enqueues a lane advance when it ends."""
     lane_lock(application_id)
     if Release.objects.filter(
         application_id=application_id, environment_id=environment_id, state__in=IN_FLIGHT
     ).exists():
         return None
     now = timezone.now()
+    if lane_operation(application_id, environment_id, now=now):
+        return None
     if planner.frozen_until(freeze_windows(environment_id), now):
         return None
     candidate = _queue(application_id, environment_id, now).first()
     if candidate is None:
         return None
     release = release_lock(candidate.id)
+    # an expired operation's claim died with its process: drop it, so its fence stops it should it come back
+    LaneOperation.objects.filter(application_id=application_id, environment_id=environment_id).delete()
     before = release.state
     release.start()
     release.save()
@@ -146,7 +146,10 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
         return
     release = run.release  # as locked and loaded by the claim
     try:
-        outcome = STEP_WORK[step](release)
+        outcome = STEP_WORK[step](release, step_fence(run))
+    except StaleClaim as exc:
+        _step_note_stale(run, exc.message)
+        return
     except TransientError as exc:
         if retries >= settings.SLIPWAY_STEP_MAX_RETRIES:
             _step_fail(run, f"{exc} (gave up after {retries + 1} attempts)")
@@ -159,6 +162,26 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
         _step_fail(run, exc.message)
         return
     _step_succeed(run, outcome)
+
+
+def step_fence(run: StepRun) -> Fence:
+    """The fencing token of a claimed step: its attempt must still be the release's current, running one."""
+    state, release_id, step, attempt = STATE_OF_STEP[run.step], run.release_id, run.step, run.attempt
+
+    def check(what: str) -> None:
+        newer = StepRun.objects.filter(release_id=release_id, step=step, attempt__gt=attempt)
+        current = StepRun.objects.filter(id=run.id, status=StepStatus.RUNNING, release__state=state)
+        if not current.filter(~Exists(newer)).exists():
+            raise StaleClaim(f"{step} attempt {attempt} of release #{release_id} is no longer the step's claim "
+                             f"(reaped or superseded): stopped before {what}")
+
+    return check
+
+
+def _step_note_stale(run: StepRun, message: str) -> None:
+    """A worker that lost its claim wrote nothing more; say so in its (already finished) attempt's log."""
+    logger.warning("%s", message)
+    StepRun.objects.filter(id=run.id).update(log=Concat("log", Value(f"{message}\n")))
 
 
 def retry_delay(retries: int) -> float:
@@ -275,9 +298,16 @@ def _lane_freed(release: Release) -> None:
     }.get(release.state)
     if event:
         notifications.release_notify(release=release, event=event)
-    # Under the lane lock: a release approved after this commit enqueues its own lane advance.
-    if _queue(release.application_id, release.environment_id, timezone.now()).exists():
-        lane_advance_on_commit(release)
+    lane_advance_if_queued(application_id=release.application_id, environment_id=release.environment_id)
+
+
+def lane_advance_if_queued(*, application_id: int, environment_id: int) -> None:
+    """The lane frees (a release or an operation ended): let the next approved release start after the commit.
+
+    Call under the lane lock: a release approved after this commit enqueues its own lane advance.
+    """
+    if _queue(application_id, environment_id, timezone.now()).exists():
+        transaction.on_commit(lambda: _tasks().lane_advance_task.delay(application_id, environment_id))
 
 
 def lane_advance_on_commit(release: Release) -> None:
@@ -298,10 +328,10 @@ def _tasks():
 
 
 # -- the work of each step (outside any transaction) -------------------------------
-def _build(release: Release) -> StepOutcome:
+def _build(release: Release, fence: Fence) -> StepOutcome:
     """Build or pin the image and check the DNS name: everything that can fail before the cluster is touched."""
     if release.builds_image:
-        log, digest = _image_build(release)
+        log, digest = _image_build(release, fence)
     else:
         digest = registry.resolve_digest(release.image)
         log = [f"image {release.image} pinned to {digest}"]
@@ -311,7 +341,7 @@ def _build(release: Release) -> StepOutcome:
     return StepOutcome(log, {"image_digest": digest})
 
 
-def _image_build(release: Release) -> tuple[list[str], str]:
+def _image_build(release: Release, fence: Fence) -> tuple[list[str], str]:
     """Fetch the package and push the built image to the release's repository; the same inputs, the same digest."""
     config = release.config or {}
     with deployments.package_fetch(package_id=release.package_id, url=release.package_url,
@@ -320,33 +350,35 @@ def _image_build(release: Release) -> tuple[list[str], str]:
             application=release.application, repository=release.image, version=release.version, package=package,
             config_files=config.get("files", {}), env=config.get("env", {}),
             labels=builds.release_labels(version=release.version, release_id=release.id, commit=release.commit),
+            fence=fence,
         )
     return [f"package {package.name}: {package.size} bytes, sha256 {package.sha256}", *built.log], built.digest
 
 
-def _deploy(release: Release) -> StepOutcome:
+def _deploy(release: Release, fence: Fence) -> StepOutcome:
     application, environment = release.application, release.environment
     if release.rollback_to_id:
         revision = deployments.deployment_rollback(
             application_id=application.id, environment_id=environment.id, to_revision_id=release.rollback_to_id,
-            release=str(release.id),
+            release=str(release.id), fence=fence,
         )
         log = [f"re-applied revision #{release.rollback_to.number} as #{revision.number}"]
-        return StepOutcome(log + _dns_sync(release, revision.manifests), {"revision": revision})
+        return StepOutcome(log + _dns_sync(release, revision.manifests, fence), {"revision": revision})
     hostname = dns.dns_hostname(application, environment) if application.exposed else None
     revision = deployments.deployment_apply(
         application_id=application.id, environment_id=environment.id, image=release.pinned_image,
         config=ReleaseConfig(env=release.config.get("env", {}), files=release.config.get("files", {})),
         release=str(release.id), hostname=hostname or deployments.default_hostname(application, environment),
+        fence=fence,
     )
     kinds = ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in revision.manifests)
-    return StepOutcome([f"applied revision #{revision.number}: {kinds}", *_dns_sync(release, revision.manifests)],
+    return StepOutcome([f"applied revision #{revision.number}: {kinds}", *_dns_sync(release, revision.manifests, fence)],
                        {"revision": revision})
 
 
-def _dns_sync(release: Release, manifests: list[dict]) -> list[str]:
+def _dns_sync(release: Release, manifests: list[dict], fence: Fence) -> list[str]:
     """Publish the application's name while it has an Ingress; withdraw it otherwise."""
-    lane = {"application_id": release.application_id, "environment_id": release.environment_id}
+    lane = {"application_id": release.application_id, "environment_id": release.environment_id, "fence": fence}
     if any(obj["kind"] == "Ingress" for obj in manifests):
         record = dns.dns_publish(**lane)
         return [f"DNS {record.name} {record.type} {record.content}"] if record else []
@@ -354,19 +386,20 @@ def _dns_sync(release: Release, manifests: list[dict]) -> list[str]:
     return []
 
 
-def _verify(release: Release) -> StepOutcome:
+def _verify(release: Release, fence: Fence) -> StepOutcome:
+    """Reads only (the rollout, the smoke check): nothing to fence; finishing it checks the claim."""
     status = deployments.deployment_verify(
         revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS
     )
     return StepOutcome([status.message], {})
 
 
-def _rollback(release: Release) -> StepOutcome:
+def _rollback(release: Release, fence: Fence) -> StepOutcome:
     revision = deployments.deployment_rollback(
         application_id=release.application_id, environment_id=release.environment_id,
-        to_revision_id=release.replaced_id, release=str(release.id),
+        to_revision_id=release.replaced_id, release=str(release.id), fence=fence,
     )
-    dns_log = _dns_sync(release, release.replaced.manifests if release.replaced_id else [])
+    dns_log = _dns_sync(release, release.replaced.manifests if release.replaced_id else [], fence)
     if revision is None:
         return StepOutcome(["nothing was running before: nothing to remove", *dns_log], {})
     if release.replaced_id is None:
@@ -374,7 +407,7 @@ def _rollback(release: Release) -> StepOutcome:
     return StepOutcome([f"restored revision #{release.replaced.number} as #{revision.number}", *dns_log], {})
 
 
-STEP_WORK: dict[str, Callable[[Release], StepOutcome]] = {
+STEP_WORK: dict[str, Callable[[Release, Fence], StepOutcome]] = {
     Step.BUILD: _build, Step.DEPLOY: _deploy, Step.VERIFY: _verify, Step.ROLLBACK: _rollback,
 }
 NEXT: dict[str, Callable[[Release], None]] = {

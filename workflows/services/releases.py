@@ -12,23 +12,24 @@ from billing.services import release_cost_impact
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment, Package
 from deployments.packages import SHA256, package_url_check
-from deployments.selectors import APPLICATION_EDITORS, project_require_role, project_roles, user_is_platform_admin
+from deployments.permissions import Action, project_require
 from deployments.services import build_repository, package_upload
 from deployments.validators import validate_image_reference
+from paas_site.actors import POLICY, actor_user
 from paas_site.correlation import current_correlation_id
-from paas_site.errors import ApplicationError, Conflict, NotAllowed, invalid_fields
+from paas_site.errors import ApplicationError, Conflict, invalid_fields
 
 from .. import audit
 from ..audit import Actor
-from ..choices import Decision, ReleaseState, WebhookEvent
+from ..choices import CANCELLABLE, Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
+from ..locks import lane_lock, release_lock
 from ..models import Approval, Release
+from ..permissions import release_require
 from ..planner import approvals_missing
-from ..selectors import APPROVERS, release_of_revision
+from ..selectors import release_of_revision
 from . import notifications
-from .pipeline import lane_advance_on_commit, lane_lock, release_lock
-
-CANCELLABLE = [ReleaseState.REQUESTED, ReleaseState.APPROVED]
+from .pipeline import lane_advance_on_commit
 
 
 def release_file(
@@ -41,8 +42,7 @@ def release_file(
     A prebuilt application's release names its image (default: the application's repository:version); a
     release of an application with a base image names its package (an upload or an allow-listed URL).
     """
-    if not isinstance(actor, str):
-        project_require_role(user=actor, project=application.project, roles=APPLICATION_EDITORS, action="file releases")
+    project_require(actor, Action.FILE_RELEASE, application.project)
     if not application.base_image_id:
         image = image or (f"{application.image}:{version}" if application.image else "")
     artifact = _artifact_check(application, Artifact(image, package, package_url, package_sha256))
@@ -50,7 +50,7 @@ def release_file(
     with transaction.atomic():
         lane_lock(application.id)
         release = Release.objects.create(
-            application=application, environment=environment, requested_by=None if isinstance(actor, str) else actor,
+            application=application, environment=environment, requested_by=actor_user(actor),
             requested_via=via, version=version, image=artifact.image, package=artifact.package,
             package_url=artifact.package_url, package_sha256=artifact.package_sha256, commit=commit, config=config,
             config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
@@ -59,7 +59,7 @@ def release_file(
         )
         audit.release_requested(actor=actor, release=release)
         if environment.required_approvals == 0:
-            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+            _approve(release, actor=POLICY, message="approved by policy: no approvals required")
         else:
             notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
@@ -94,7 +94,7 @@ def release_change(
     """
     with transaction.atomic():
         release = release_lock(release_id)
-        _require_editor(actor, release)
+        release_require(actor, Action.CHANGE_RELEASE, release)
         _require_state(release, [ReleaseState.REQUESTED], "changed")
         before = audit.release_picture(release)
         if version is not None:
@@ -130,8 +130,7 @@ def approval_reject(*, release_id: int, actor: Actor, comment: str = "") -> Rele
 def release_cancel(*, release_id: int, actor: Actor) -> Release:
     with transaction.atomic():
         release = release_lock(release_id)
-        if not isinstance(actor, str) and actor != release.requested_by:
-            _require_editor(actor, release)
+        release_require(actor, Action.CANCEL, release)
         _require_state(release, CANCELLABLE, "cancelled")
         before = release.state
         release.cancel()
@@ -144,7 +143,7 @@ def release_retry(*, release_id: int, actor: Actor) -> Release:
     """Send a failed release back into its lane, to resume from the step that failed."""
     with transaction.atomic():
         release = release_lock(release_id)
-        _require_editor(actor, release)
+        release_require(actor, Action.RETRY, release)
         _require_state(release, [ReleaseState.FAILED], "retried")
         before, step = release.state, release.failed_step
         release.retry()
@@ -157,7 +156,7 @@ def release_retry(*, release_id: int, actor: Actor) -> Release:
 def release_rollback(*, release_id: int, actor: Actor, description: str = "") -> Release:
     """File a new release that re-applies what ran before a succeeded release, under the same policy."""
     original = Release.objects.select_related("application__project", "environment", "revision").get(id=release_id)
-    _require_editor(actor, original)
+    release_require(actor, Action.ROLLBACK, original)
     _require_state(original, [ReleaseState.SUCCEEDED], "rolled back")
     target = original.replaced
     if target is None or not target.is_live:
@@ -169,7 +168,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
         lane_lock(original.application_id)
         release = Release.objects.create(
             application=original.application, environment=original.environment,
-            requested_by=None if isinstance(actor, str) else actor, requested_via="rollback",
+            requested_by=actor_user(actor), requested_via="rollback",
             version=earlier.version if earlier else f"revision-{target.number}", image=target.image or original.image,
             config=config, config_hash=target.config_hash, rollback_of=original, rollback_to=target,
             description=description or f"Roll back release #{original.id} to revision #{target.number}",
@@ -180,7 +179,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
         )
         audit.release_requested(actor=actor, release=release)
         if original.environment.required_approvals == 0:
-            _approve(release, actor="system:policy", message="approved by policy: no approvals required")
+            _approve(release, actor=POLICY, message="approved by policy: no approvals required")
         else:
             notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
@@ -190,14 +189,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
 def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Release:
     with transaction.atomic():
         release = release_lock(release_id)
-        project = release.application.project
-        if isinstance(actor, str) or not (
-            user_is_platform_admin(actor) or project_roles(actor).get(project.id) in APPROVERS
-        ):
-            raise NotAllowed(f"Only an approver or maintainer of {project.slug!r} may decide on releases.")
-        if actor == release.requested_by and not release.environment.allow_self_approval:
-            raise NotAllowed(f"You filed release #{release.id}; {release.environment.name} does not allow approving "
-                             "your own release.", code="self_approval")
+        release_require(actor, Action.DECIDE, release)
         _require_state(release, [ReleaseState.REQUESTED], f"{decision}d")
         try:
             with transaction.atomic():
@@ -238,12 +230,6 @@ def _require_state(release: Release, states: list[str], verb: str) -> None:
     if release.state not in states:
         raise Conflict(f"Release #{release.id} is {release.state}; it cannot be {verb}.", code="wrong_state",
                        extra={"state": release.state})
-
-
-def _require_editor(actor: Actor, release: Release) -> None:
-    if not isinstance(actor, str):
-        project_require_role(user=actor, project=release.application.project, roles=APPLICATION_EDITORS,
-                             action="change releases")
 
 
 class Artifact(NamedTuple):

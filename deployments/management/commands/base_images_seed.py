@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments.services import base_images_seed
+from paas_site.actors import BASE_IMAGES_SEED
 from paas_site.errors import ExternalError
 
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         if not registry:
             raise CommandError("No registry: set SLIPWAY_REGISTRY or pass --registry HOST[:PORT].")
         try:
-            seeded = base_images_seed(registry=registry, actor="system:base_images_seed")
+            seeded = base_images_seed(registry=registry, actor=BASE_IMAGES_SEED)
         except ExternalError as exc:
             raise CommandError(exc.message) from None
         for base, digest, changed in seeded:

@@ -1,14 +1,16 @@
 """Running applications in the console: the dashboard, one application's lanes and pods, scaling, pod logs."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from deployments import services as deployments
 from deployments.models import Application, Environment
+from deployments.permissions import application_actions
 from deployments.selectors import application_list
-from paas_site.errors import ExternalError, NotFound
+from paas_site.errors import ExternalError, NotAllowed, NotFound
 
 from ... import services
 from ...selectors import lane_overview, release_list
@@ -55,21 +57,25 @@ def application_detail(request: HttpRequest, application_id: int) -> HttpRespons
     application = visible_application(request, application_id)
     environments = list(Environment.objects.select_related("cluster").order_by("rank", "name"))
     rows = lanes_by_application([application], environments)[0]["lanes"]
+    abilities = application_actions(request.user, application)
     for row in rows:
         if row["status"] and row["status"].revision:
             row["scale_form"] = ScaleForm(initial={"environment": row["environment"].name,
                                                    "replicas": row["status"].replicas})
-            row["pods"], row["pods_error"] = pods_of(application, row["environment"])
+            if abilities["can_list_pods"]:
+                row["pods"], row["pods_error"] = pods_of(request, application, row["environment"])
     releases = release_list(user=request.user).filter(application=application)[:10]
     return page(request, "console/application_detail.html", {
-        "application": application, "rows": rows, "releases": releases,
+        "application": application, "rows": rows, "releases": releases, **abilities,
     })
 
 
-def pods_of(application: Application, environment: Environment) -> tuple[list, str]:
+def pods_of(request: HttpRequest, application: Application, environment: Environment) -> tuple[list, str]:
     """The application's pods from the cluster, or the reason the cluster did not answer."""
     try:
-        return deployments.application_pods(application_id=application.id, environment_id=environment.id), ""
+        return deployments.application_pods(
+            actor=request.user, application_id=application.id, environment_id=environment.id
+        ), ""
     except ExternalError as exc:
         return [], exc.message
 
@@ -102,8 +108,11 @@ def pod_logs(request: HttpRequest, application_id: int) -> HttpResponse:
     environment, pod = form.cleaned_data["environment"], form.cleaned_data["pod"]
     tail = form.cleaned_data["tail"] or LogForm.base_fields["tail"].initial
     try:
-        log = deployments.pod_logs(application_id=application.id, environment_id=environment.id, pod=pod, tail=tail)
+        log = deployments.pod_logs(actor=request.user, application_id=application.id,
+                                   environment_id=environment.id, pod=pod, tail=tail)
         error = ""
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from None
     except NotFound as exc:
         raise Http404(exc.message) from None
     except ExternalError as exc:

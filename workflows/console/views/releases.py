@@ -12,7 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from deployments.models import Application
-from deployments.selectors import APPLICATION_EDITORS, application_list, project_roles, user_is_platform_admin
+from deployments.permissions import Action, projects_where
+from deployments.selectors import application_list
 from deployments.services import revision_live
 from paas_site.errors import ApplicationError
 
@@ -20,8 +21,8 @@ from ... import services
 from ...admin import config_changes, live_config
 from ...choices import ReleaseState
 from ...models import Release
-from ...selectors import APPROVERS, audit_event_list, release_list, releases_awaiting_decision
-from ...services.releases import CANCELLABLE
+from ...permissions import release_actions
+from ...selectors import audit_event_list, release_list, releases_awaiting_decision
 from ...timeline import format_duration, is_final, release_progress
 from ..forms import CommentForm, ConfigFileFormSet, ReleaseForm, RollbackForm, attach_service_error
 from .common import page, paginate, perform, projects_and_current
@@ -32,19 +33,6 @@ def visible_release(request: HttpRequest, release_id: int) -> Release:
     if release is None:
         raise Http404(f"No release #{release_id} visible to you.")
     return release
-
-
-def release_abilities(user, release: Release) -> dict[str, bool]:
-    """Which buttons to show: only where the user could plausibly act (the services decide)."""
-    admin = user_is_platform_admin(user)
-    role = project_roles(user).get(release.application.project_id)
-    editor = admin or role in APPLICATION_EDITORS
-    return {
-        "can_decide": release.state == ReleaseState.REQUESTED and (admin or role in APPROVERS),
-        "can_cancel": release.state in CANCELLABLE and (editor or user == release.requested_by),
-        "can_retry": release.state == ReleaseState.FAILED and editor,
-        "can_rollback": release.state == ReleaseState.SUCCEEDED and release.replaced_id is not None and editor,
-    }
 
 
 # -- lists ------------------------------------------------------------------------------
@@ -77,8 +65,8 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 def fileable_applications(user) -> QuerySet[Application]:
     """Applications the user may file releases of (the service checks again)."""
     applications = application_list(user=user)
-    if not user_is_platform_admin(user):
-        editing = [project for project, role in project_roles(user).items() if role in APPLICATION_EDITORS]
+    editing = projects_where(user, Action.FILE_RELEASE)
+    if editing is not None:
         applications = applications.filter(project_id__in=editing)
     return applications.order_by("project__slug", "name")
 
@@ -122,7 +110,7 @@ def timeline_context(request: HttpRequest, release: Release) -> dict[str, Any]:
         "approvals": release.approvals.select_related("approver"),
         "audit_events": audit_event_list(user=request.user).filter(release_id=release.id).order_by("id"),
         "rollbacks": release.rollbacks.order_by("id").only("id", "state"),
-        **release_abilities(request.user, release),
+        **release_actions(request.user, release),
     }
 
 

@@ -23,9 +23,10 @@ from billing.models import PriceBook
 from deployments.choices import FINANCE_GROUP, Role
 from deployments.models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
 from dns.models import EnvironmentZone, Zone
+from paas_site.actors import SEED_DEMO
 from workflows import audit
 
-ACTOR = "system:seed_demo"
+ACTOR = SEED_DEMO
 
 DEMO_USERS = [
     # username, role in the demo project, is staff
