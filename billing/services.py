@@ -21,6 +21,7 @@ from deployments.manifests import ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABE
 from deployments.models import Application, Cluster, Environment
 from deployments.permissions import Action, platform_require, project_require, project_require_each
 from deployments.services import cluster_client, revision_live
+from deployments.specs import DeploySpec
 from deployments.validators import parse_cpu, parse_memory
 from paas_site.actors import BILLING, Actor
 from paas_site.errors import ApplicationError, ExternalError
@@ -321,17 +322,20 @@ def budget_alert_mark_notified(*, alert_id: int) -> None:
 # -- cost impact of a release ----------------------------------------------------------
 
 
-def release_cost_impact(*, application: Application, environment: Environment, replicas: int | None = None) -> dict[str, Any]:
-    """Monthly cost (730 h) of running ``replicas`` × the application's requests, against what runs now.
+def release_cost_impact(
+    *, application: Application, environment: Environment, spec: DeploySpec, replicas: int | None = None
+) -> dict[str, Any]:
+    """Monthly cost (730 h) of ``replicas`` × the requests of a release's frozen spec, against what runs now.
 
-    "Now" is what :func:`usage_running` finds; both are priced at the prices
-    in force now. Without a price book, ``priced`` is false and the amounts
-    are ``None``.
+    The proposal comes from the spec (what approvers approve, not the live
+    application); "now" is what :func:`usage_running` finds; both are priced
+    at the prices in force now. Without a price book, ``priced`` is false and
+    the amounts are ``None``.
     """
-    replicas = application.replicas if replicas is None else replicas
+    replicas = spec.replicas if replicas is None else replicas
     proposed = pricing.monthly_usage(
-        cpu_per_replica=parse_cpu(application.cpu_request), memory_bytes_per_replica=parse_memory(application.memory_request),
-        replicas=replicas, exposed=application.exposed,
+        cpu_per_replica=parse_cpu(spec.cpu_request), memory_bytes_per_replica=parse_memory(spec.memory_request),
+        replicas=replicas, exposed=spec.exposed,
     )
     running_replicas, current = usage_running(application=application, environment=environment)
     book = selectors.price_book_in_force(environment=environment, at=timezone.now())

@@ -1,7 +1,8 @@
-"""The Kubernetes objects of one application in one environment, built as data.
+"""The Kubernetes objects of one application in one environment, built as data from its deploy spec.
 
-Pure: no database, no I/O. Objects are plain dicts, never templated text, so a
-config value can only ever become a string value, never YAML structure.
+Pure: no database, no I/O; the input is a release's frozen ``DeploySpec``, never
+a live model row. Objects are plain dicts, never templated text, so a config
+value can only ever become a string value, never YAML structure.
 """
 import base64
 import hashlib
@@ -12,16 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .images import parse_image_reference
-from .middleware import MiddlewareTemplate, connection_secret_name
+from .middleware import TEMPLATES, MiddlewareTemplate, connection_secret_name
 from .models import Application, Environment
+from .specs import DeploySpec, UsedInstance
 
 Manifest = dict[str, Any]
 
-DEFAULT_CONFIG_PATH = "/etc/slipway/config"
 INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
 
 QUOTA_NAME = "slipway-quota"
-QUOTA_HARD = {"requests.cpu": "8", "requests.memory": "16Gi", "limits.cpu": "16", "limits.memory": "32Gi", "pods": "100"}
 DEFAULT_DENY_POLICY_NAME = "default-deny-ingress"
 REVISION_HISTORY_LIMIT = 5
 READINESS_INITIAL_DELAY_SECONDS = 5
@@ -61,44 +61,32 @@ class ReleaseConfig:
         return _sha256({"env": dict(self.env), "files": dict(self.files)})
 
 
-def render(
-    *,
-    application: Application,
-    environment: Environment,
-    image: str,
-    config: ReleaseConfig,
-    release: str,
-    allowed_callers: Sequence[str],
-    hostname: str | None,
-    ingress_class: str = "nginx",
-    middleware: MiddlewareTemplate | None = None,
-    uses: Sequence[Application] = (),
-) -> list[Manifest]:
-    """All objects for one application in one environment, in apply order.
+def render(*, spec: DeploySpec, image: str, config: ReleaseConfig, release: str) -> list[Manifest]:
+    """All objects of one application in one environment, in apply order, from its frozen spec.
 
-    ``middleware`` is the template when the application is a middleware instance;
-    ``uses`` are the middleware instances (their applications) it connects to.
+    ``spec.middleware`` is set when the application is a middleware instance;
+    ``spec.uses`` are the middleware instances it connects to.
     """
-    _check_inputs(application, environment, image=image, config=config, release=release, hostname=hostname)
+    template = TEMPLATES[spec.middleware.template] if spec.middleware else None
+    _check_inputs(spec, image=image, config=config, release=release)
     objects = [
-        _namespace(application, environment),
-        _resource_quota(application, environment),
-        _default_deny_ingress_policy(application, environment),
-        _allow_ingress_policy(application, environment, allowed_callers),
-        *(_caller_policy(application, environment, instance) for instance in uses),
-        _config_map(application, environment, config),
+        _namespace(spec),
+        _resource_quota(spec),
+        _default_deny_ingress_policy(spec),
+        _allow_ingress_policy(spec),
+        *(_caller_policy(spec, instance) for instance in spec.uses),
+        _config_map(spec, config),
     ]
-    if middleware:
-        objects.append(connection_secret(application, environment, middleware))
+    if template:
+        objects.append(connection_secret(spec, template))
     objects += [
-        _deployment(application, environment, image=image, config=config, release=release, middleware=middleware,
-                    uses=uses),
-        _service(application, environment),
+        _deployment(spec, image=image, config=config, release=release, middleware=template),
+        _service(spec),
     ]
-    if application.exposed:
-        objects.append(_ingress(application, environment, hostname=hostname, ingress_class=ingress_class))
-    if application.autoscaling:
-        objects.append(_horizontal_pod_autoscaler(application, environment))
+    if spec.exposed:
+        objects.append(_ingress(spec))
+    if spec.autoscaling:
+        objects.append(_horizontal_pod_autoscaler(spec))
     return objects
 
 
@@ -108,7 +96,11 @@ def namespace_name(application: Application, environment: Environment) -> str:
 
 def selector_labels(application: Application, environment: Environment) -> dict[str, str]:
     """The labels selecting the application's pods: never changing, since a Deployment's selector is immutable."""
-    return {NAME_LABEL: application.name, INSTANCE_LABEL: f"{application.name}-{environment.name}"}
+    return _selector(application.name, environment.name)
+
+
+def _selector(application: str, environment: str) -> dict[str, str]:
+    return {NAME_LABEL: application, INSTANCE_LABEL: f"{application}-{environment}"}
 
 
 def manifests_digest(objects: list[Manifest]) -> str:
@@ -124,16 +116,14 @@ def _sha256(data: Any) -> str:
 # Input checks: reject what the API server would, before the first object is applied and not halfway through.
 
 
-def _check_inputs(
-    application: Application, environment: Environment, *, image: str, config: ReleaseConfig, release: str, hostname: str | None
-) -> None:
-    if application.exposed and not hostname:
-        raise ValueError(f"application {application.name!r} is exposed, so its Ingress needs a hostname")
-    if not _RFC1035_LABEL.fullmatch(application.name):
-        raise ValueError(f"application name {application.name!r} cannot name a Service: it must start with a letter")
+def _check_inputs(spec: DeploySpec, *, image: str, config: ReleaseConfig, release: str) -> None:
+    if spec.exposed and not spec.hostname:
+        raise ValueError(f"application {spec.application!r} is exposed, so its Ingress needs a hostname")
+    if not _RFC1035_LABEL.fullmatch(spec.application):
+        raise ValueError(f"application name {spec.application!r} cannot name a Service: it must start with a letter")
     parse_image_reference(image)
     _check_label_value(release, "release")
-    _check_label_value(selector_labels(application, environment)[INSTANCE_LABEL], "instance label")
+    _check_label_value(_pod_selector(spec)[INSTANCE_LABEL], "instance label")
     _check_config(config)
 
 
@@ -167,55 +157,53 @@ def _check_string(value: object, what: str) -> None:
 # Labels and metadata.
 
 
-def _namespace_labels(application: Application, environment: Environment) -> dict[str, str]:
+def _pod_selector(spec: DeploySpec) -> dict[str, str]:
+    return _selector(spec.application, spec.environment)
+
+
+def _namespace_labels(spec: DeploySpec) -> dict[str, str]:
     """Labels of what all applications of a namespace share."""
-    return {MANAGED_BY_LABEL: MANAGED_BY, PROJECT_LABEL: application.project.slug, ENVIRONMENT_LABEL: environment.name}
+    return {MANAGED_BY_LABEL: MANAGED_BY, PROJECT_LABEL: spec.project, ENVIRONMENT_LABEL: spec.environment}
 
 
-def _app_labels(application: Application, environment: Environment) -> dict[str, str]:
-    return selector_labels(application, environment) | _namespace_labels(application, environment)
+def _app_labels(spec: DeploySpec) -> dict[str, str]:
+    return _pod_selector(spec) | _namespace_labels(spec)
 
 
-def _release_labels(application: Application, environment: Environment, release: str) -> dict[str, str]:
-    return _app_labels(application, environment) | {RELEASE_LABEL: release}
+def _release_labels(spec: DeploySpec, release: str) -> dict[str, str]:
+    return _app_labels(spec) | {RELEASE_LABEL: release}
 
 
-def _metadata(name: str, application: Application, environment: Environment, labels: dict[str, str]) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace_name(application, environment), "labels": labels}
+def _metadata(name: str, spec: DeploySpec, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": spec.namespace, "labels": labels}
 
 
-def _config_map_name(application: Application) -> str:
-    return f"{application.name}-config"
-
-
-def _config_path(application: Application, middleware: MiddlewareTemplate | None) -> str:
-    if middleware and middleware.config_path:
-        return middleware.config_path
-    return application.base_image.config_path if application.base_image else DEFAULT_CONFIG_PATH
+def _config_map_name(spec: DeploySpec) -> str:
+    return f"{spec.application}-config"
 
 
 # One function per object kind, in apply order.
 
 
-def _namespace(application: Application, environment: Environment) -> Manifest:
+def _namespace(spec: DeploySpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": namespace_name(application, environment), "labels": _namespace_labels(application, environment)},
+        "metadata": {"name": spec.namespace, "labels": _namespace_labels(spec)},
     }
 
 
-def _resource_quota(application: Application, environment: Environment) -> Manifest:
+def _resource_quota(spec: DeploySpec) -> Manifest:
     """Caps the whole project in this environment, so one runaway release cannot starve the cluster."""
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": _metadata(QUOTA_NAME, application, environment, _namespace_labels(application, environment)),
-        "spec": {"hard": dict(QUOTA_HARD)},
+        "metadata": _metadata(QUOTA_NAME, spec, _namespace_labels(spec)),
+        "spec": {"hard": dict(spec.quota)},
     }
 
 
-def _default_deny_ingress_policy(application: Application, environment: Environment) -> Manifest:
+def _default_deny_ingress_policy(spec: DeploySpec) -> Manifest:
     """Denies all ingress in the namespace; each application's own policy opens what it allows.
 
     Identical for every application of the namespace, so applying it once per application is idempotent.
@@ -223,63 +211,60 @@ def _default_deny_ingress_policy(application: Application, environment: Environm
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(DEFAULT_DENY_POLICY_NAME, application, environment, _namespace_labels(application, environment)),
+        "metadata": _metadata(DEFAULT_DENY_POLICY_NAME, spec, _namespace_labels(spec)),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
 
 
-def _allow_ingress_policy(application: Application, environment: Environment, allowed_callers: Sequence[str]) -> Manifest:
+def _allow_ingress_policy(spec: DeploySpec) -> Manifest:
     """Admits the allowed callers (and the ingress controller if exposed) to this application, and nothing else.
 
     A rule without peers would admit everyone, so none is written when nobody is allowed.
     """
     peers: list[dict[str, Any]] = []
-    if allowed_callers:
-        peers.append(_pods_named(allowed_callers))
-    if application.exposed:
+    if spec.allowed_callers:
+        peers.append(_pods_named(spec.allowed_callers))
+    if spec.exposed:
         peers.append({"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: INGRESS_CONTROLLER_NAMESPACE}}})
-    return _ingress_policy(f"{application.name}-allow-ingress", application, environment, target=application, peers=peers)
+    target = UsedInstance(name=spec.application, port=spec.port)
+    return _ingress_policy(f"{spec.application}-allow-ingress", spec, target=target, peers=peers)
 
 
-def _caller_policy(application: Application, environment: Environment, instance: Application) -> Manifest:
+def _caller_policy(spec: DeploySpec, instance: UsedInstance) -> Manifest:
     """Lets the application reach a middleware instance it uses.
 
     Part of the caller's objects, not the instance's: NetworkPolicies add up, so
     access starts and ends with the caller's own release (and its rollback).
     """
-    return _ingress_policy(f"{application.name}-to-{instance.name}", application, environment, target=instance,
-                           peers=[_pods_named([application.name])])
+    return _ingress_policy(f"{spec.application}-to-{instance.name}", spec, target=instance,
+                           peers=[_pods_named([spec.application])])
 
 
 def _pods_named(names: Sequence[str]) -> dict[str, Any]:
     return {"podSelector": {"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": sorted(set(names))}]}}
 
 
-def _ingress_policy(
-    name: str, application: Application, environment: Environment, *, target: Application, peers: list[dict[str, Any]]
-) -> Manifest:
-    """A NetworkPolicy of ``application`` admitting ``peers`` to the pods of ``target`` on its port."""
+def _ingress_policy(name: str, spec: DeploySpec, *, target: UsedInstance, peers: list[dict[str, Any]]) -> Manifest:
+    """A NetworkPolicy of the application admitting ``peers`` to the pods of ``target`` on its port."""
     rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": target.port}]}] if peers else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(name, application, environment, _app_labels(application, environment)),
+        "metadata": _metadata(name, spec, _app_labels(spec)),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(target, environment)},
+            "podSelector": {"matchLabels": _selector(target.name, spec.environment)},
             "policyTypes": ["Ingress"],
             "ingress": rules,
         },
     }
 
 
-def connection_secret(application: Application, environment: Environment, middleware: MiddlewareTemplate) -> Manifest:
+def connection_secret(spec: DeploySpec, middleware: MiddlewareTemplate) -> Manifest:
     """The Secret of a middleware instance's connection settings, redacted: revisions are shown to people."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(
-            connection_secret_name(application.name), application, environment, _app_labels(application, environment)
-        ),
+        "metadata": _metadata(connection_secret_name(spec.application), spec, _app_labels(spec)),
         "type": "Opaque",
         "data": {key: REDACTED for key in middleware.connection_keys},
     }
@@ -290,44 +275,41 @@ def secret_filled(secret: Manifest, values: Mapping[str, str]) -> Manifest:
     return {**secret, "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}}
 
 
-def _config_map(application: Application, environment: Environment, config: ReleaseConfig) -> Manifest:
+def _config_map(spec: DeploySpec, config: ReleaseConfig) -> Manifest:
     """Always rendered, even empty, so the pod's volume always has something to mount."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(_config_map_name(application), application, environment, _app_labels(application, environment)),
+        "metadata": _metadata(_config_map_name(spec), spec, _app_labels(spec)),
         "data": dict(config.files),
     }
 
 
 def _deployment(
-    application: Application, environment: Environment, *, image: str, config: ReleaseConfig, release: str,
-    middleware: MiddlewareTemplate | None, uses: Sequence[Application],
+    spec: DeploySpec, *, image: str, config: ReleaseConfig, release: str, middleware: MiddlewareTemplate | None,
 ) -> Manifest:
     """Replicas are left to the HPA when autoscaling; the config hash on the pods rolls them when only config changed."""
-    replicas = {} if application.autoscaling else {"replicas": application.replicas}
+    replicas = {} if spec.autoscaling else {"replicas": spec.replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(application.name, application, environment, _release_labels(application, environment, release)),
+        "metadata": _metadata(spec.application, spec, _release_labels(spec, release)),
         "spec": replicas
         | {
             "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
-            "progressDeadlineSeconds": environment.rollout_deadline_seconds,
-            "selector": {"matchLabels": selector_labels(application, environment)},
+            "progressDeadlineSeconds": spec.rollout_deadline_seconds,
+            "selector": {"matchLabels": _pod_selector(spec)},
             # Never below the desired count: a bad release stalls on unready new pods while the old ones keep serving.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
             "template": {
                 "metadata": {
-                    "labels": _release_labels(application, environment, release),
+                    "labels": _release_labels(spec, release),
                     "annotations": {CONFIG_HASH_ANNOTATION: config.hash()},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "containers": [
-                        _container(application, image=image, config=config, middleware=middleware, uses=uses)
-                    ],
-                    "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": _config_map_name(application)}}],
+                    "containers": [_container(spec, image=image, config=config, middleware=middleware)],
+                    "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": _config_map_name(spec)}}],
                 },
             },
         },
@@ -335,8 +317,7 @@ def _deployment(
 
 
 def _container(
-    application: Application, *, image: str, config: ReleaseConfig, middleware: MiddlewareTemplate | None,
-    uses: Sequence[Application],
+    spec: DeploySpec, *, image: str, config: ReleaseConfig, middleware: MiddlewareTemplate | None,
 ) -> dict[str, Any]:
     """The one container. Privilege escalation is refused; root and default capabilities stay: middleware images need them.
 
@@ -346,37 +327,35 @@ def _container(
     env = [{"name": name, "value": value} for name, value in sorted(config.env.items())]
     extra: dict[str, Any] = {}
     if middleware:
-        secret = connection_secret_name(application.name)
+        secret = connection_secret_name(spec.application)
         env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
                 for name, key in sorted(middleware.secret_env.items())]
         if middleware.args:
             extra["args"] = list(middleware.args)
-    if uses:
-        extra["envFrom"] = [{"secretRef": {"name": connection_secret_name(instance.name)}} for instance in uses]
+    if spec.uses:
+        extra["envFrom"] = [{"secretRef": {"name": connection_secret_name(used.name)}} for used in spec.uses]
     return {
-        "name": application.name,
+        "name": spec.application,
         "image": image,
         **extra,
-        "ports": [{"name": PORT_NAME, "containerPort": application.port, "protocol": "TCP"}],
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
         "resources": {
-            "requests": {"cpu": application.cpu_request, "memory": application.memory_request},
-            "limits": {"cpu": application.cpu_limit, "memory": application.memory_limit},
+            "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
+            "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
         },
-        "readinessProbe": _probe(application, initial_delay_seconds=READINESS_INITIAL_DELAY_SECONDS),
-        "livenessProbe": _probe(application, initial_delay_seconds=LIVENESS_INITIAL_DELAY_SECONDS),
-        "volumeMounts": [
-            {"name": CONFIG_VOLUME, "mountPath": _config_path(application, middleware), "readOnly": True}
-        ],
+        "readinessProbe": _probe(spec, initial_delay_seconds=READINESS_INITIAL_DELAY_SECONDS),
+        "livenessProbe": _probe(spec, initial_delay_seconds=LIVENESS_INITIAL_DELAY_SECONDS),
+        "volumeMounts": [{"name": CONFIG_VOLUME, "mountPath": spec.config_path, "readOnly": True}],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
 
 
-def _probe(application: Application, *, initial_delay_seconds: int) -> dict[str, Any]:
+def _probe(spec: DeploySpec, *, initial_delay_seconds: int) -> dict[str, Any]:
     """HTTP on the health path; a plain TCP connect for servers that speak no HTTP (Redis, ZooKeeper)."""
     check = (
-        {"httpGet": {"path": application.health_path, "port": PORT_NAME}}
-        if application.health_path
+        {"httpGet": {"path": spec.health_path, "port": PORT_NAME}}
+        if spec.health_path
         else {"tcpSocket": {"port": PORT_NAME}}
     )
     return {
@@ -386,42 +365,43 @@ def _probe(application: Application, *, initial_delay_seconds: int) -> dict[str,
     }
 
 
-def _service(application: Application, environment: Environment) -> Manifest:
+def _service(spec: DeploySpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(application.name, application, environment, _app_labels(application, environment)),
+        "metadata": _metadata(spec.application, spec, _app_labels(spec)),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(application, environment),
-            "ports": [{"name": PORT_NAME, "port": application.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "selector": _pod_selector(spec),
+            "ports": [{"name": PORT_NAME, "port": spec.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
 
 
-def _ingress(application: Application, environment: Environment, *, hostname: str | None, ingress_class: str) -> Manifest:
-    backend = {"service": {"name": application.name, "port": {"number": application.port}}}
+def _ingress(spec: DeploySpec) -> Manifest:
+    backend = {"service": {"name": spec.application, "port": {"number": spec.port}}}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _metadata(application.name, application, environment, _app_labels(application, environment)),
+        "metadata": _metadata(spec.application, spec, _app_labels(spec)),
         "spec": {
-            "ingressClassName": ingress_class,
-            "rules": [{"host": hostname, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}],
+            "ingressClassName": spec.ingress_class,
+            "rules": [{"host": spec.hostname,
+                       "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}],
         },
     }
 
 
-def _horizontal_pod_autoscaler(application: Application, environment: Environment) -> Manifest:
-    cpu_target = {"type": "Utilization", "averageUtilization": application.autoscaling_target_cpu}
+def _horizontal_pod_autoscaler(spec: DeploySpec) -> Manifest:
+    cpu_target = {"type": "Utilization", "averageUtilization": spec.autoscaling_target_cpu}
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(application.name, application, environment, _app_labels(application, environment)),
+        "metadata": _metadata(spec.application, spec, _app_labels(spec)),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": application.name},
-            "minReplicas": application.autoscaling_min,
-            "maxReplicas": application.autoscaling_max,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.application},
+            "minReplicas": spec.autoscaling_min,
+            "maxReplicas": spec.autoscaling_max,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu_target}}],
         },
     }

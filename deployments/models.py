@@ -312,6 +312,9 @@ class Revision(models.Model):
     replicas = models.PositiveSmallIntegerField(null=True, blank=True)
     manifests = models.JSONField(default=list)
     manifests_digest = models.CharField(max_length=64)
+    spec = models.JSONField(
+        null=True, blank=True, help_text="The deploy spec its manifests were rendered from (a rollback: its source's)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

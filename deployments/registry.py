@@ -82,6 +82,16 @@ def resolve_digest(reference: str) -> str:
                                   image=reference)
 
 
+def digest_confirm(reference: str, digest: str) -> None:
+    """Check that the registry still holds the manifest ``digest`` of ``reference``'s repository.
+
+    ``PermanentError`` when it is gone (deleted since it was pinned), ``TransientError`` when unreachable.
+    """
+    image = parse_image_reference(reference)
+    client = RegistryClient(registry_access(image.registry))
+    client.manifest_digest(repository_path(image.registry, image.repository), digest, image=f"{image.name}@{digest}")
+
+
 @dataclass
 class Manifest:
     body: bytes

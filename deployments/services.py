@@ -46,6 +46,7 @@ from .models import (
 )
 from .permissions import Action, project_require
 from .registry import RegistryClient, registry_access
+from .specs import DeploySpec, PinnedBaseImage, spec_build
 
 # Objects every application of a namespace shares: never pruned with one app.
 SHARED_KINDS = {"Namespace", "ResourceQuota"}
@@ -83,28 +84,22 @@ def revision_live(*, application: Application, environment: Environment) -> Revi
 
 
 def deployment_apply(
-    *, application_id: int, environment_id: int, image: str, config: manifests.ReleaseConfig, release: str,
-    hostname: str | None = None, fence: Fence = unfenced,
+    *, application_id: int, environment_id: int, spec: DeploySpec, image: str, config: manifests.ReleaseConfig,
+    release: str, fence: Fence = unfenced,
 ) -> Revision:
-    """Render the application's objects, apply them, and record the revision."""
+    """Render the objects of a release's frozen spec, apply them, and record the revision (with the spec)."""
     application, environment = _load(application_id, environment_id)
     already = Revision.objects.filter(
         application=application, environment=environment, release=release, kind=RevisionKind.APPLY
     ).first() if release else None
-    instance = MiddlewareInstance.objects.filter(application=application).first()
-    uses = [used.application for used in application.uses_middleware.select_related("application")]
-    for used in uses:
-        if revision_live(application=used, environment=environment) is None:
+    for used in spec.uses:
+        instance = Application.objects.filter(project=application.project, name=used.name).first()
+        if instance is None or revision_live(application=instance, environment=environment) is None:
             # its pods would wait for the instance's Secret until the rollout deadline; say why at once
             raise PermanentError(f"{application.name} uses the middleware instance {used.name}, which is not "
                                  f"deployed in {environment.name}: release it there first")
-    objects = manifests.render(
-        application=application, environment=environment, image=image, config=config, release=release,
-        allowed_callers=sorted(application.allowed_callers.values_list("name", flat=True)),
-        hostname=hostname, ingress_class=environment.cluster.ingress_class,
-        middleware=instance.spec if instance else None, uses=uses,
-    )
-    client = cluster_client(environment.cluster)
+    objects = manifests.render(spec=spec, image=image, config=config, release=release)
+    client = cluster_client(_cluster_of(spec, environment))
     previous = revision_live(application=application, environment=environment)
     _apply_all(client, objects, previous.manifests if previous and previous != already else [],
                application=application, environment=environment, fence=fence)
@@ -112,7 +107,7 @@ def deployment_apply(
         return already
     return _record(
         application, environment, RevisionKind.APPLY, objects, fence=fence, release=release, image=image,
-        config_hash=config.hash(), replicas=application.replicas,
+        config_hash=config.hash(), replicas=spec.replicas, spec=spec.to_json(),
     )
 
 
@@ -129,14 +124,15 @@ def deployment_rollback(
     if not target.is_live:
         raise ApplicationError(f"Revision #{target.number} is a decommission; there is nothing to roll back to.")
     current = revision_live(application=application, environment=environment)
-    _apply_all(cluster_client(environment.cluster), target.manifests, current.manifests if current else [],
-               application=application, environment=environment, fence=fence)
+    spec = DeploySpec.from_json(target.spec) if target.spec else None
+    _apply_all(cluster_client(_cluster_of(spec, environment)), target.manifests,
+               current.manifests if current else [], application=application, environment=environment, fence=fence)
     if current and current.kind == RevisionKind.ROLLBACK and current.source_id == target.id:
         return current  # a retried rollback: already recorded
     return _record(
         application, environment, RevisionKind.ROLLBACK, target.manifests, fence=fence, release=release,
-        image=target.image,
-        config_hash=target.config_hash, replicas=target.replicas, source=target,
+        image=target.image, config_hash=target.config_hash, replicas=target.replicas, source=target,
+        spec=target.spec,
     )
 
 
@@ -159,30 +155,39 @@ def deployment_verify(
     *, revision_id: int, poll_interval: float = 1.0, sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RolloutStatus:
-    """Wait until the revision's rollout completes, fails, or passes the environment's deadline.
+    """Wait until the revision's rollout completes, fails, or passes the deadline of its spec.
 
-    Then, if the application has a smoke-check URL, GET it. Raises
-    ``PermanentError`` naming the reason when verification fails.
+    Then, if the spec has a smoke-check URL, GET it. Raises ``PermanentError``
+    naming the reason when verification fails. Everything comes from the spec
+    the revision was applied from, not from the application as it is now.
     """
     revision = Revision.objects.select_related("application__project", "environment__cluster").get(id=revision_id)
-    application, environment = revision.application, revision.environment
-    client = cluster_client(environment.cluster)
-    namespace = manifests.namespace_name(application, environment)
-    deadline = clock() + environment.rollout_deadline_seconds
+    spec = revision_spec(revision)
+    client = cluster_client(_cluster_of(spec, revision.environment))
+    deadline = clock() + spec.rollout_deadline_seconds
     while True:
-        status = client.rollout_status(namespace, application.name)
+        status = client.rollout_status(spec.namespace, spec.application)
         if status.failed:
-            raise PermanentError(f"rollout of {application.name} failed: {status.message}")
+            raise PermanentError(f"rollout of {spec.application} failed: {status.message}")
         if status.done:
             break
         if clock() >= deadline:
             raise PermanentError(
-                f"rollout of {application.name} not done after {environment.rollout_deadline_seconds}s: {status.message}"
+                f"rollout of {spec.application} not done after {spec.rollout_deadline_seconds}s: {status.message}"
             )
         sleep(poll_interval)
-    if application.smoke_check_url:
-        smoke_check(application.smoke_check_url)
+    if spec.smoke_check_url:
+        smoke_check(spec.smoke_check_url)
     return status
+
+
+def revision_spec(revision: Revision) -> DeploySpec:
+    """The spec a revision was applied from; for one recorded before specs were kept, the rows as they are."""
+    if revision.spec:
+        return DeploySpec.from_json(revision.spec)
+    application, environment = revision.application, revision.environment
+    return spec_build(application, environment, namespace=manifests.namespace_name(application, environment),
+                      cluster=environment.cluster)
 
 
 def smoke_check(url: str) -> None:
@@ -243,6 +248,13 @@ def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str
 
 
 # -- helpers -------------------------------------------------------------------
+def _cluster_of(spec: DeploySpec | None, environment: Environment) -> Cluster:
+    """The cluster a spec was filed for (the environment's when it names none)."""
+    if spec is None or spec.cluster_id is None or spec.cluster_id == environment.cluster_id:
+        return environment.cluster
+    return Cluster.objects.get(id=spec.cluster_id)
+
+
 def _load(application_id: int, environment_id: int) -> tuple[Application, Environment]:
     application = Application.objects.select_related("project", "base_image").get(id=application_id)
     environment = Environment.objects.select_related("cluster").get(id=environment_id)
@@ -378,16 +390,15 @@ def package_fetch(*, package_id: int | None, url: str = "", sha256: str = "") ->
 
 
 def application_image_build(
-    *, application: Application, repository: str, version: str, package: packages.FetchedPackage,
+    *, base_image: PinnedBaseImage | None, repository: str, version: str, package: packages.FetchedPackage,
     config_files: Mapping[str, str], env: Mapping[str, str], labels: Mapping[str, str], fence: Fence = unfenced,
 ) -> builds.BuiltImage:
-    """Build and push ``repository:version`` from the application's base image and the package."""
-    base = application.base_image
-    if base is None:
-        raise PermanentError(f"{application} has no base image to build on")
+    """Build and push ``repository:version`` from the package and the base image a release froze (by digest)."""
+    if base_image is None:
+        raise PermanentError(f"{repository} has no base image to build on")
     spec = builds.BuildSpec(
-        base_image=base.image, repository=repository, tag=version, app_path=base.app_path,
-        config_path=base.config_path, config_files=config_files, env=env, labels=labels,
+        base_image=base_image.pinned, repository=repository, tag=version, app_path=base_image.app_path,
+        config_path=base_image.config_path, config_files=config_files, env=env, labels=labels,
     )
     return builds.image_build(spec, package, fence=fence)
 

@@ -50,6 +50,13 @@ class Conflict(ApplicationError):
     default_code = "conflict"
 
 
+class ServiceUnavailable(ApplicationError):
+    """The request was fine but a system it needs could not be reached now: try again (503)."""
+
+    status_code = 503
+    default_code = "try_again"
+
+
 def invalid_fields(fields: dict[str, list[str]]) -> ApplicationError:
     """A 400 naming each bad field (``extra.fields``), its message listing the first reason of each."""
     message = "; ".join(f"{field}: {reasons[0]}" for field, reasons in fields.items())

@@ -44,6 +44,7 @@ from .choices import Decision, FreezeKind, ReleaseState, WebhookEvent
 from .models import AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release, StepRun
 from .permissions import release_actions
 from .selectors import release_of_revision, releases_awaiting_decision
+from .services.snapshots import release_application_changes
 
 
 class WorkflowsAdmin(admin.ModelAdmin):
@@ -144,10 +145,11 @@ class ReleaseAdmin(WorkflowsAdmin):
     search_fields = ["application__name", "version", "application__project__slug"]
     list_select_related = ["application__project", "environment", "requested_by"]
     inlines = [StepRunInline]
+    readonly_fields = ["fingerprint"]
     fieldsets = [
         (None, {"fields": ["application", "environment", "version", "state", "requested_by", "requested_via",
                            "created_at", "description", "scheduled_at"]}),
-        ("Artifact", {"fields": ["image", "image_digest", "config", "config_hash"]}),
+        ("Artifact", {"fields": ["fingerprint", "image", "image_digest", "config", "config_hash", "snapshot"]}),
         ("Progress", {"fields": ["approved_at", "started_at", "finished_at", "failed_step", "failure_reason",
                                  "revision", "replaced", "rollback_of", "rollback_to"]}),
     ]
@@ -169,6 +171,10 @@ class ReleaseAdmin(WorkflowsAdmin):
     def application_name(self, release: Release) -> str:
         return f"{release.application.project.slug}/{release.application.name}"
 
+    @admin.display(description="fingerprint")
+    def fingerprint(self, release: Release) -> str:
+        return release.fingerprint_short
+
     @admin.display(description="approvals", ordering="approvals_given")
     def approvals_column(self, release: Release) -> str:
         return f"{release.approvals_given} / {release.environment.required_approvals}"
@@ -186,6 +192,7 @@ class ReleaseAdmin(WorkflowsAdmin):
         return {
             "live": live,
             "config_changes": config_changes(live_config(live), release.config),
+            "application_changes": release_application_changes(release),
             "approval_list": release.approvals.select_related("approver"),
             "wait_reason": services.lane_wait_reason(release) if release.state == ReleaseState.APPROVED else "",
             "audit_events": AuditEvent.objects.filter(release_id=release.id).order_by("id"),

@@ -1,4 +1,5 @@
 """The process: releases, approvals, steps, freeze windows, hooks, and the audit trail."""
+import copy
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from deployments.models import Application, Environment, Package, Project, Revision
+from deployments.specs import DeploySpec, canonical_sha256
 from paas_site.crypto import EncryptedTextField
 
 from . import chain
@@ -30,6 +32,7 @@ from .choices import (
 )
 
 S = ReleaseState
+FINGERPRINT_SHORT = 12
 
 
 class Release(ConcurrentTransitionMixin, models.Model):
@@ -60,9 +63,16 @@ class Release(ConcurrentTransitionMixin, models.Model):
         max_length=64, blank=True, help_text="The package's sha256 (an upload's is computed; a URL's is verified)."
     )
     commit = models.CharField(max_length=64, blank=True, help_text="Source revision, labelled on a built image.")
-    image_digest = models.CharField(max_length=80, blank=True, help_text="sha256 digest pinned by the build step.")
+    image_digest = models.CharField(
+        max_length=80, blank=True, help_text="sha256 digest: a prebuilt image's is pinned at filing, a built one's by the build.",
+    )
     config = models.JSONField(default=dict, blank=True, help_text='{"env": {NAME: value}, "files": {name: content}}')
     config_hash = models.CharField(max_length=64)
+    snapshot = models.JSONField(
+        default=dict, blank=True, encoder=DjangoJSONEncoder,
+        help_text="Frozen at filing: the deploy spec (every input that reaches the cluster) and, for a rollback, "
+        "the revision it restores. The steps run this, never the live application.",
+    )
     description = models.TextField(blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
     state = FSMField(default=S.REQUESTED, choices=S.choices, protected=True, db_index=True)
@@ -109,19 +119,41 @@ class Release(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return f"release #{self.pk} {self.application.name} {self.version} → {self.environment.name}"
 
+    def save(self, *args, **kwargs):
+        filed = getattr(self, "_filed_snapshot", None)
+        if not self._state.adding and filed is not None and self.snapshot != filed:
+            raise ValueError("A release's snapshot is frozen when it is filed; file a new release instead.")
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        release = super().from_db(db, field_names, values)
+        release._filed_snapshot = copy.deepcopy(release.__dict__.get("snapshot"))
+        return release
+
     @property
     def builds_image(self) -> bool:
         """Built by Slipway from a package (else: a prebuilt image)."""
         return bool(self.package_id or self.package_url)
 
     @property
+    def spec(self) -> DeploySpec | None:
+        """The deploy spec frozen when the release was filed (None only for a row made without the services)."""
+        return DeploySpec.from_json(self.snapshot["spec"]) if self.snapshot.get("spec") else None
+
+    @property
     def fingerprint(self) -> str:
-        """What an approval is bound to: the artifact and its configuration."""
-        artifact = self.image
+        """What an approval is bound to: the whole snapshot, the pinned artifact, the commit and the config."""
         if self.builds_image:
-            source = f"upload:{self.package_id}" if self.package_id else self.package_url
-            artifact = f"build:{source}|{self.package_sha256}|{self.commit}"
-        return hashlib.sha256(f"{artifact}|{self.config_hash}".encode()).hexdigest()
+            artifact = {"package": self.package_id, "url": self.package_url, "sha256": self.package_sha256}
+        else:
+            artifact = {"image": self.image, "digest": self.image_digest}
+        return canonical_sha256({"snapshot": self.snapshot, "artifact": artifact, "commit": self.commit,
+                                 "config_hash": self.config_hash})
+
+    @property
+    def fingerprint_short(self) -> str:
+        return self.fingerprint[:FINGERPRINT_SHORT]
 
     @property
     def pinned_image(self) -> str:

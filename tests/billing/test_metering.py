@@ -11,7 +11,7 @@ from deployments import services as deployments
 from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from tests.billing.factories import PriceBookFactory
-from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory
+from tests.deployments.factories import ApplicationFactory, ClusterFactory, EnvironmentFactory, deploy_spec
 
 pytestmark = pytest.mark.django_db
 IMAGE = "registry.example.com/shop/api:1.0@sha256:" + "a" * 64
@@ -32,7 +32,7 @@ def app(project):
 def deploy(app, env):
     return deployments.deployment_apply(
         application_id=app.id, environment_id=env.id, image=IMAGE, config=ReleaseConfig(), release="1",
-        hostname="api.shop.dev.example.test",
+        spec=deploy_spec(app, env, hostname="api.shop.dev.example.test"),
     )
 
 
@@ -107,7 +107,7 @@ def test_a_release_of_what_runs_unchanged_costs_what_metering_saw(app, env, pric
     meter_now()
 
     # when the same application is released again
-    impact = services.release_cost_impact(application=app, environment=env)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env))
 
     # then: 730 h × (2 × 0.25 cores × 0.04 + 2 × 0.375 GiB × 0.005) = 730 × 0.02375 = 17.3375
     assert impact["current"]["replicas"] == impact["proposed"]["replicas"] == 2
@@ -122,7 +122,7 @@ def test_a_decommissioned_application_costs_nothing_now(app, env, prices):
     deployments.application_decommission(application_id=app.id, environment_id=env.id)
     meter_now()
 
-    impact = services.release_cost_impact(application=app, environment=env)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env))
 
     assert impact["current"] | {"monthly_cost": None} == {
         "replicas": 0, "cpu_cores": 0, "memory_gib": 0, "monthly_cost": None}
@@ -137,9 +137,9 @@ def test_a_deploy_not_metered_yet_counts_as_what_it_deployed(app, env, prices):
     app.replicas = 4
     app.save()
     deployments.deployment_apply(application_id=app.id, environment_id=env.id, image=IMAGE, config=ReleaseConfig(),
-                                 release="2", hostname="api.shop.dev.example.test")
+                                 release="2", spec=deploy_spec(app, env, hostname="api.shop.dev.example.test"))
 
-    impact = services.release_cost_impact(application=app, environment=env)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env))
 
     # then "now" is the 4 replicas running, not the 2 of the last sample
     assert (impact["current"]["replicas"], impact["current"]["cpu_cores"]) == (4, Decimal("1.00"))
@@ -152,7 +152,7 @@ def test_scaling_after_the_deploy_counts_once_metered(app, env, prices):
     deployments.deployment_scale(application_id=app.id, environment_id=env.id, replicas=5)
     meter_now()
 
-    impact = services.release_cost_impact(application=app, environment=env)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env))
 
     # the release applies the application's 2 replicas again: the scale-up is given back
     assert (impact["current"]["replicas"], impact["proposed"]["replicas"]) == (5, 2)

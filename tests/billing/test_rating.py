@@ -10,7 +10,7 @@ from billing.models import BudgetAlert, CostRecord
 from deployments.models import Revision
 from paas_site.errors import ApplicationError
 from tests.billing.factories import BudgetFactory, PriceBookFactory, UsageSampleFactory
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory
+from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, deploy_spec
 from workflows.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -189,7 +189,7 @@ def test_release_cost_impact_compares_a_month_of_the_new_replicas_with_what_runs
     UsageSampleFactory(application=app, environment=env, sampled_at=timezone.now(), replicas=1,
                        cpu_cores=D("0.25"), memory_gib=D("0.5"))
 
-    impact = services.release_cost_impact(application=app, environment=env, replicas=4)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env), replicas=4)
 
     # 730 h × (cores × 0.04 + GiB × 0.005)
     assert impact["priced"] and impact["currency"] == "EUR" and impact["hours"] == 730
@@ -203,7 +203,7 @@ def test_release_cost_impact_compares_a_month_of_the_new_replicas_with_what_runs
 def test_release_cost_impact_without_prices_says_so(env, project):
     app = ApplicationFactory(project=project, name="web")
 
-    impact = services.release_cost_impact(application=app, environment=env)
+    impact = services.release_cost_impact(application=app, environment=env, spec=deploy_spec(app, env))
 
     assert not impact["priced"] and impact["delta"] is None and "dev" in impact["message"]
     assert impact["current"]["replicas"] == 0 and impact["proposed"]["replicas"] == 1

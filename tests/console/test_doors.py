@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from deployments import services as deployments
 from deployments.manifests import ReleaseConfig
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, UserFactory
+from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, UserFactory, deploy_spec
 from tests.workflows.factories import PINNED, file_release
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def world(project, sandbox_cluster, developer, api):
     app = ApplicationFactory(project=project, name="web", replicas=2)
     revision = deployments.deployment_apply(application_id=app.id, environment_id=dev.id,
                                             image=PINNED.format(version="1"), config=ReleaseConfig(env={}, files={}),
-                                            release="1")
+                                            release="1", spec=deploy_spec(app, dev))
     deployments.deployment_verify(revision_id=revision.id, poll_interval=0.05)
     pod = api.as_user(developer).get(f"/api/v1/applications/{app.id}/pods/?environment=dev").json()[0]["name"]
     api.force_authenticate(None)

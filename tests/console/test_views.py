@@ -17,7 +17,14 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from dns.models import Record, Zone
 from tests.billing.factories import PriceBookFactory, UsageSampleFactory
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, ProjectFactory, UserFactory
+from tests.deployments.factories import (
+    ApplicationFactory,
+    EnvironmentFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    deploy_spec,
+)
 from tests.workflows.factories import PINNED, file_release
 from workflows import services
 from workflows.choices import ReleaseState, StepStatus
@@ -167,15 +174,19 @@ def form_data(app, environment, **overrides) -> dict:
     return {**data, **overrides}
 
 
-def test_filing_a_release_through_the_form(client, developer, app, prod):
+def test_filing_a_release_through_the_form(client, developer, app, prod, registry):
     client.force_login(developer)
     assert "Prebuilt image" in client.get(reverse("console:release-new")).content.decode()
+    app.image = f"{registry.host}/team/app"  # the tag the form defaults to is pinned at filing
+    app.save()
+    digest = registry.push_image("team/app", "2.0")
 
     response = client.post(reverse("console:release-new"), form_data(app, prod, scheduled_at="2030-01-02T03:04"))
 
     release = Release.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("console:release-detail", args=[release.id])
-    assert (release.state, release.version, release.image) == ("requested", "2.0", f"{IMAGE}:2.0")
+    assert (release.state, release.version, release.image) == ("requested", "2.0", f"{app.image}:2.0")
+    assert release.image_digest == digest
     assert release.requested_via == "console" and release.requested_by == developer
     assert release.config == {"env": {"LOG_LEVEL": "debug"}, "files": {"app.properties": "pool=10\n"}}
     assert release.scheduled_at == datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
@@ -391,7 +402,8 @@ def running(project, sandbox_cluster):
     env = EnvironmentFactory(name="dev", cluster=sandbox_cluster, rollout_deadline_seconds=5, required_approvals=0)
     app = ApplicationFactory(project=project, name="web", replicas=2)
     revision = deployments.deployment_apply(application_id=app.id, environment_id=env.id, image=PINNED.format(version="1"),
-                                           config=ReleaseConfig(env={}, files={}), release="1")
+                                           config=ReleaseConfig(env={}, files={}), release="1",
+                                           spec=deploy_spec(app, env))
     deployments.deployment_verify(revision_id=revision.id, poll_interval=0.05)
     return app, env
 

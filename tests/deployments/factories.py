@@ -68,13 +68,19 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
     image = "registry.example.com/team/app"
 
 
+BASE_DIGEST = "sha256:" + "b" * 64
+
+
 def base_image(name: str = "tomcat") -> BaseImage:
-    """A catalog entry; recreated if a transactional test flushed the seeded catalog."""
+    """A catalog entry pinned by digest (filing needs no registry); recreated if a test flushed the catalog."""
     image, _ = BaseImage.objects.get_or_create(
         name=name,
         defaults={"display_name": name.title(), "image": f"slipway/base/{name}:1", "app_path": "/app",
                   "config_path": "/etc/app", "default_port": 8080},
     )
+    if "@" not in image.image:
+        image.image = f"{image.image}@{BASE_DIGEST}"
+        image.save(update_fields=["image"])
     return image
 
 
@@ -90,3 +96,10 @@ def middleware_instance(project, template: str = "redis", name: str = "cache", *
         health_path=spec.health_path, **spec.resources(values),
     )
     return MiddlewareInstance.objects.create(application=application, template=template, variables=values)
+
+
+def deploy_spec(app: Application, env: Environment, *, hostname: str | None = None):
+    """The deploy spec a release of ``app`` to ``env`` would freeze now, as filing captures it."""
+    from deployments.snapshots import spec_capture
+
+    return spec_capture(application_id=app.id, environment_id=env.id, hostname=hostname)

@@ -7,7 +7,7 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from paas_site.errors import ApplicationError, PermanentError, TransientError
 from tests.conftest import SANDBOX_TOKEN
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory
+from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, deploy_spec
 
 pytestmark = pytest.mark.django_db
 IMAGE = "registry.example.com/shop/api:1.0@sha256:" + "a" * 64
@@ -33,7 +33,7 @@ def kube(sandbox_cluster) -> KubeClient:
 def apply(app, env, image=IMAGE, release="1", config=CONFIG) -> Revision:
     return services.deployment_apply(
         application_id=app.id, environment_id=env.id, image=image, config=config, release=release,
-        hostname="api.shop.dev.example.test",
+        spec=deploy_spec(app, env, hostname="api.shop.dev.example.test"),
     )
 
 

@@ -8,7 +8,6 @@ import yaml
 
 from deployments.manifests import (
     CONFIG_HASH_ANNOTATION,
-    DEFAULT_CONFIG_PATH,
     INGRESS_CONTROLLER_NAMESPACE,
     ReleaseConfig,
     manifests_digest,
@@ -16,7 +15,8 @@ from deployments.manifests import (
     render,
     selector_labels,
 )
-from deployments.models import Application, BaseImage, Environment, Project
+from deployments.models import Application, BaseImage, Cluster, Environment, Project
+from deployments.specs import DEFAULT_CONFIG_PATH, spec_build
 
 # The newest Kubernetes schemas kubernetes-validate 1.37.0 ships.
 KUBERNETES_VERSION = "1.37"
@@ -40,18 +40,19 @@ def make_env() -> Environment:
     return Environment(name="prod", rollout_deadline_seconds=120, namespace_pattern="{project}-{environment}")
 
 
+def spec_for(app: Application, env: Environment | None = None, *, ingress_class: str = "nginx", **related):
+    """The deploy spec of unsaved rows (``related``: hostname, allowed_callers, uses, middleware)."""
+    env = env or make_env()
+    cluster = Cluster(name="prod-cluster", ingress_class=ingress_class)
+    return spec_build(app, env, namespace=namespace_name(app, env), cluster=cluster, **related)
+
+
 def render_app(app: Application | None = None, **overrides) -> list[dict]:
     app = app or make_app()
-    arguments = {
-        "application": app,
-        "environment": make_env(),
-        "image": DIGEST_IMAGE,
-        "config": CONFIG,
-        "release": "42",
-        "allowed_callers": [],
-        "hostname": "api.shop.example.com" if app.exposed else None,
-    }
-    return render(**arguments | overrides)
+    related = {"hostname": "api.shop.example.com" if app.exposed else None, "allowed_callers": []}
+    related |= {key: overrides.pop(key) for key in ("hostname", "allowed_callers", "ingress_class") if key in overrides}
+    arguments = {"image": DIGEST_IMAGE, "config": CONFIG, "release": "42"}
+    return render(spec=spec_for(app, **related), **arguments | overrides)
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:

@@ -5,8 +5,9 @@ import pytest
 from deployments import middleware
 from deployments.manifests import REDACTED, ReleaseConfig, render, secret_filled, selector_labels
 from deployments.models import Application, Environment, Project
+from deployments.specs import MiddlewareSpec, UsedInstance
 from paas_site.errors import ApplicationError
-from tests.deployments.test_manifests import KUBERNETES_VERSION, by_kind, one, pod_labels_admitted
+from tests.deployments.test_manifests import KUBERNETES_VERSION, by_kind, one, pod_labels_admitted, spec_for
 
 IMAGE = "registry.example.com/base/redis:7.4@sha256:" + "a" * 64
 
@@ -20,11 +21,12 @@ def instance_app(template: middleware.MiddlewareTemplate, name: str = "cache", *
 def render_for(app: Application, *, template=None, variables=None, uses=()) -> list[dict]:
     values = middleware.variables_validate(template, variables or {}) if template else {}
     config = template.config(values) if template else {"env": {}, "files": {}}
-    return render(
-        application=app, environment=Environment(name="dev", namespace_pattern="{project}-{environment}"),
-        image=IMAGE, config=ReleaseConfig(env=config["env"], files=config["files"]), release="7",
-        allowed_callers=[], hostname=None, middleware=template, uses=uses,
+    spec = spec_for(
+        app, Environment(name="dev", namespace_pattern="{project}-{environment}"),
+        uses=[UsedInstance(name=used.name, port=used.port) for used in uses],
+        middleware=MiddlewareSpec(template=template.name, variables=values) if template else None,
     )
+    return render(spec=spec, image=IMAGE, config=ReleaseConfig(env=config["env"], files=config["files"]), release="7")
 
 
 def test_defaults_fill_in_what_is_not_given():

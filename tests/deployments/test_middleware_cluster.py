@@ -8,7 +8,7 @@ from deployments import services
 from deployments.manifests import REDACTED, ReleaseConfig
 from deployments.models import MiddlewareCredentials, Revision
 from paas_site.errors import PermanentError
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, middleware_instance
+from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, deploy_spec, middleware_instance
 from workflows.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,8 @@ def apply(instance_or_app, env, release="1", maxmemory_mb=256):
     application = getattr(instance_or_app, "application", instance_or_app)
     config = ReleaseConfig(files={"redis.conf": f"maxmemory {maxmemory_mb}mb\n"})
     return services.deployment_apply(
-        application_id=application.id, environment_id=env.id, image=IMAGE, config=config, release=release
+        application_id=application.id, environment_id=env.id, image=IMAGE, config=config, release=release,
+        spec=deploy_spec(application, env),
     )
 
 

@@ -188,6 +188,7 @@ class StallingProxy:
         self.upstream = (host, int(port))
         self.stalled = 0
         self._to_stall = 0
+        self._to_pass = 0
         self._lock = threading.Lock()
         self._released = threading.Event()
         proxy = self
@@ -201,9 +202,10 @@ class StallingProxy:
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def stall_next(self, count: int = 1) -> None:
+    def stall_next(self, count: int = 1, *, after: int = 0) -> None:
+        """Hold the ``count`` connections that follow the next ``after`` ones (those pass through)."""
         with self._lock:
-            self._to_stall = count
+            self._to_stall, self._to_pass = count, after
 
     def stop(self) -> None:
         self._released.set()
@@ -212,7 +214,9 @@ class StallingProxy:
 
     def _handle(self, client: socket.socket) -> None:
         with self._lock:
-            stall = self._to_stall > 0
+            passing = self._to_pass > 0
+            self._to_pass -= passing
+            stall = not passing and self._to_stall > 0
             if stall:
                 self._to_stall -= 1
                 self.stalled += 1

@@ -90,8 +90,9 @@ def test_sigkill_inside_each_kind_of_step_then_a_new_worker_finishes_each_releas
         stalled = wait_until(lambda: all(in_step(r, s) and clusters[s].faults.describe() is None
                                          for s, r in releases.items()), 60)
         assert stalled, (list(StepRun.objects.values_list("release_id", "step", "status")), worker.log())
-        # the build is filed last: the registry adapter's own timeout must not end its stall before the kill
-        stalling_registry.stall_next()
+        # the build is filed last: the registry adapter's own timeout must not end its stall before the kill;
+        # filing pins the tag through the proxy (that connection passes), the build's check of it stalls
+        stalling_registry.stall_next(after=1)
         releases["build"] = file_release(actor=developer, application=world["build"][0],
                                          environment=world["build"][1], image=build_image)
         assert wait_until(lambda: in_step(releases["build"], "build") and stalling_registry.stalled, 30), worker.log()

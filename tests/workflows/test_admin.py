@@ -39,7 +39,7 @@ def admin_user(username: str, project=None, role: str = "approver"):
 
 def file(actor, app, env, version="1.0", config=None) -> Release:
     return services.release_file(actor=actor, application=app, environment=env, version=version,
-                                 image=f"{IMAGE}:{version}", config=config)
+                                 image=f"{IMAGE}:{version}@sha256:{'c' * 64}", config=config)
 
 
 def change_url(release: Release) -> str:

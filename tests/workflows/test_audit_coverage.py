@@ -38,6 +38,7 @@ from tests.deployments.factories import (
     ProjectFactory,
     UserFactory,
     base_image,
+    deploy_spec,
     middleware_instance,
 )
 from tests.dns.factories import EnvironmentZoneFactory, ZoneFactory
@@ -347,6 +348,7 @@ class World:
     roles: dict[str, Any]
     dev: Environment
     app: Any
+    registry: Any
     headers: dict[str, str] = field(default_factory=dict)  # what a case's prepare() says to send
 
 
@@ -364,7 +366,7 @@ def running(world: World) -> Any:
     """An application deployed and rolled out in dev, on the sandbox cluster."""
     app = ApplicationFactory(project=world.shop, name="runner", replicas=1)
     revision = deployments.deployment_apply(application_id=app.id, environment_id=world.dev.id, image=PINNED.format(
-        version="1.0"), config=ReleaseConfig(env={}, files={}), release="1", hostname=None)
+        version="1.0"), config=ReleaseConfig(env={}, files={}), release="1", spec=deploy_spec(app, world.dev))
     deployments.deployment_verify(revision_id=revision.id, poll_interval=0.05)
     return app
 
@@ -422,21 +424,25 @@ def membership(world):
     return f"/api/v1/memberships/{MembershipFactory(project=world.shop).id}/"
 
 
-def redis_catalog_entry() -> None:
+def redis_catalog_entry(world: World) -> None:
+    """Releases pin image tags to digests when filed: the catalog's image is in a real registry."""
     redis = base_image("redis")
-    redis.image = "registry.example.com/base/redis:7.4"
+    redis.image = f"{world.registry.host}/base/redis:7.4"
     redis.save()
+    world.registry.push_image("base/redis", "7.4")
 
 
 def middleware_new(world: World) -> tuple[str, Any]:
-    redis_catalog_entry()
+    redis_catalog_entry(world)
     return "/api/v1/projects/shop/middleware/", {
         "template": "redis", "name": "cache", "environment": "dev", "variables": {"maxmemory_mb": 128}}
 
 
 def middleware_again(world: World) -> tuple[str, Any]:
-    redis_catalog_entry()
+    redis_catalog_entry(world)
     instance = middleware_instance(world.shop, name="cache")
+    type(instance.application).objects.filter(pk=instance.application_id).update(
+        image=f"{world.registry.host}/base/redis")
     return f"/api/v1/projects/shop/middleware/{instance.application.name}/release/", {"environment": "dev"}
 
 
@@ -557,7 +563,7 @@ OPERATIONS = schema_write_operations()
 
 
 @pytest.fixture
-def world(sandbox_cluster, settings, tmp_path) -> World:
+def world(sandbox_cluster, registry, settings, tmp_path) -> World:
     settings.SLIPWAY_MEDIA_ROOT = str(tmp_path)
     shop = ProjectFactory(slug="shop")
     roles = {role: MembershipFactory(project=shop, role=role, user=UserFactory(username=f"walk-{role}")).user
@@ -566,7 +572,7 @@ def world(sandbox_cluster, settings, tmp_path) -> World:
               "admin": UserFactory(username="walk-admin", is_staff=True, is_superuser=True)}
     dev = EnvironmentFactory(name="dev", cluster=sandbox_cluster, required_approvals=1, rollout_deadline_seconds=5)
     app = ApplicationFactory(project=shop, name="web", image="registry.example.com/shop/web")
-    return World(shop=shop, roles=roles, dev=dev, app=app)
+    return World(shop=shop, roles=roles, dev=dev, app=app, registry=registry)
 
 
 def test_every_write_operation_of_the_schema_has_a_case():

@@ -8,10 +8,12 @@ import hashlib
 import io
 import json
 import tarfile
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.utils import timezone
 
 from deployments.fencing import unfenced
 from deployments.models import Environment
@@ -128,3 +130,33 @@ def test_a_package_whose_sha256_does_not_match_fails_the_build_with_the_reason(w
     assert f"not the expected {WAR_SHA}" in release.failure_reason
     assert release.steps.filter(step="build").count() == 1, "a permanent error is not retried"
     assert release.revision is None
+
+
+def test_a_build_layers_the_package_onto_the_base_image_pinned_at_filing(world, api, package_server, registry):
+    developer, dev, app = world
+    server = package_server(WAR)
+    base_image("jboss")  # a second catalog entry, pushed to the registry too
+    call_command("base_images_seed", registry=registry.host, stdout=io.StringIO())
+    tomcat_digest = resolve_digest(app.base_image.image)
+    # given a release filed on tomcat, approved by policy but waiting for its schedule
+    response = api.as_user(developer).post("/api/v1/releases/", {
+        "application": app.id, "environment": "dev", "version": "4.0", "package_url": server.url,
+        "scheduled_at": (timezone.now() + timedelta(hours=1)).isoformat(),
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    release = Release.objects.get(id=response.json()["id"])
+    assert (release.package_sha256, release.spec.base_image.digest) == (WAR_SHA, tomcat_digest)
+    # when the developer switches the application to another base image, and the tomcat tag moves
+    switched = api.as_user(developer).patch(f"/api/v1/applications/{app.id}/", {"base_image": "jboss"}, format="json")
+    assert switched.status_code == 200, switched.json()
+    tag = app.base_image.image.rsplit(":", 1)[1]
+    registry.push_image("slipway/base/tomcat", tag, layers=2)
+    Release.objects.filter(id=release.id).update(scheduled_at=None)
+    pipeline.lane_advance(application_id=app.id, environment_id=dev.id)
+    release = wait_final(release)
+    # then the image was built on the tomcat digest that was filed
+    assert release.state == "succeeded", release.failure_reason
+    client = RegistryClient(registry_access(registry.host))
+    manifest = json.loads(client.manifest_get("shop/orders", release.image_digest, image=release.image).body)
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == tomcat_digest
+    assert manifest["annotations"]["org.opencontainers.image.base.name"].startswith(f"{registry.host}/slipway/base/tomcat")

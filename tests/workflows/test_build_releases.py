@@ -197,7 +197,7 @@ def test_the_ci_hook_files_a_build_release_with_a_package_url(api, built_app, pr
 
     response = api.post("/api/v1/hooks/ci/shop/", {
         "application": "orders", "environment": "prod", "version": "7", "commit": "deadbeef",
-        "package_url": "https://artifacts.example.com/orders/7/orders.war",
+        "package_url": "https://artifacts.example.com/orders/7/orders.war", "package_sha256": WAR_SHA,
     }, format="json")
 
     assert response.status_code == 201, response.json()
@@ -231,10 +231,10 @@ def test_changing_the_package_voids_earlier_approvals(api, developer, built_app,
     services.approval_grant(release_id=release.id, actor=approvers[0])
     # when the developer switches to a package URL
     changed = services.release_change(release_id=release.id, actor=developer,
-                                      package_url="https://artifacts.example.com/orders-2.war")
+                                      package_url="https://artifacts.example.com/orders-2.war", package_sha256="2" * 64)
     # then the first approval no longer counts, and the release builds the URL
     assert (changed.package, changed.package_url, changed.package_sha256) == (
-        None, "https://artifacts.example.com/orders-2.war", "")
+        None, "https://artifacts.example.com/orders-2.war", "2" * 64)
     assert changed.approvals.get().voided_at is not None
     services.approval_grant(release_id=release.id, actor=approvers[1])
     changed.refresh_from_db()

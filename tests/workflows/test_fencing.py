@@ -21,7 +21,7 @@ from deployments.registry import RegistryClient, registry_access
 from dns import services as dns
 from dns.models import EnvironmentZone, Record, Zone
 from paas_site.errors import PermanentError
-from tests.deployments.factories import ApplicationFactory, MembershipFactory
+from tests.deployments.factories import ApplicationFactory, MembershipFactory, deploy_spec
 from tests.workflows.factories import PINNED, file_release
 from workflows.models import Release, StepRun
 from workflows.services import pipeline
@@ -53,7 +53,7 @@ def reaped(run: StepRun) -> StepRun:
 def apply(app, dev, fence=unfenced, image=IMAGE) -> Revision:
     return deployments.deployment_apply(
         application_id=app.id, environment_id=dev.id, image=image, config=ReleaseConfig(env={}, files={}),
-        release="1", hostname=f"api.shop.{dev.name}.example", fence=fence,
+        release="1", spec=deploy_spec(app, dev, hostname=f"api.shop.{dev.name}.example"), fence=fence,
     )
 
 

@@ -17,10 +17,13 @@ URL = "/api/v1/projects/shop/middleware/"
 
 
 @pytest.fixture
-def prod(db):
+def prod(db, registry):
+    """The instance's image tags are pinned to digests when its releases are filed: a real registry has them."""
     redis = base_image("redis")
-    redis.image = "registry.example.com/base/redis:7.4"
+    redis.image = f"{registry.host}/base/redis:7.4"
     redis.save()
+    for tag in ("7.4", "7.2"):
+        registry.push_image("base/redis", tag)
     return Environment.objects.create(name="prod", cluster=ClusterFactory(), required_approvals=1)
 
 
@@ -51,7 +54,7 @@ def test_instantiating_files_a_release_that_waits_for_approval(api, developer, p
     assert instance["variables"]["maxmemory_mb"] == 128
     assert instance["connection"]["REDIS_URL"] == "redis://:****@cache:6379/0"
     assert (release["state"], release["application"], release["environment"]) == ("requested", "cache", "prod")
-    assert release["image"] == "registry.example.com/base/redis:7.4"
+    assert release["image"].endswith("/base/redis:7.4") and release["image_digest"].startswith("sha256:")
     assert "maxmemory 128mb" in release["config"]["files"]["redis.conf"]
     assert release["requested_by"] == "dev"
     application = Application.objects.get(name="cache")
@@ -114,8 +117,9 @@ def test_members_list_instances_with_masked_settings_and_users(api, project, dev
     assert listed["connection"] == {"ZOOKEEPER_HOST": "zk", "ZOOKEEPER_PORT": "2181", "ZOOKEEPER_CONNECT": "zk:2181"}
 
 
-def test_releasing_with_changed_variables_keeps_the_others_and_resizes(api, developer, project, prod):
+def test_releasing_with_changed_variables_keeps_the_others_and_resizes(api, developer, project, prod, registry):
     instance = middleware_instance(project, maxmemory_mb=128, databases=4)
+    Application.objects.filter(id=instance.application_id).update(image=f"{registry.host}/base/redis")
 
     response = api.as_user(developer).post(f"{URL}cache/release/", {"environment": "prod", "variables": {
         "maxmemory_mb": 1024}}, format="json")

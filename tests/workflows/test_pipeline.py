@@ -171,23 +171,22 @@ def test_project_webhooks_receive_signed_notifications(world):
     assert payload["event"] == "succeeded" and payload["release"]["id"] == release.id
 
 
-def test_a_tag_is_pinned_to_its_digest_and_a_failed_build_can_be_retried(world, registry, api):
+def test_a_tag_is_pinned_to_its_digest_at_filing_and_deployed_by_it(world, registry, api):
     developer, _, dev, _, app = world
     image = f"{registry.host}/shop/api:3.0"
-    # given an image tag that is not in the registry yet
-    release = wait_final(file_release(actor=developer, application=app, environment=dev, version="3.0", image=image))
-    assert (release.state, release.failed_step) == ("failed", "build")
-    assert "not found" in release.failure_reason
-    # when CI pushes it and the developer retries
+    # given an image tag that is not in the registry yet: filing refuses it, naming the field
+    response = api.as_user(developer).post("/api/v1/releases/", {
+        "application": app.id, "environment": "dev", "version": "3.0", "image": image}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "not found" in response.json()["extra"]["fields"]["image"][0]
+    assert not Release.objects.exists()
+    # when CI pushes it and the developer files again
     digest = registry.push_image("shop/api", "3.0")
-    response = api.as_user(developer).post(f"/api/v1/releases/{release.id}/retry/")
-    # then the release resumes at build, pins the tag to the pushed digest and deploys it
-    assert response.status_code == 200, response.json()
-    release = wait_final(release)
+    release = wait_final(file_release(actor=developer, application=app, environment=dev, version="3.0", image=image))
+    # then the release was pinned at filing, and the tag moving later changes nothing it runs
     assert release.state == "succeeded", release.failure_reason
     assert release.image_digest == digest
     assert live_image(app, dev) == f"{image}@{digest}"
-    assert [(s.step, s.status) for s in release.steps.order_by("id")][:2] == [("build", "failed"), ("build", "succeeded")]
 
 
 @pytest.fixture

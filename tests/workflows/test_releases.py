@@ -62,9 +62,13 @@ def test_filing_for_dev_is_approved_by_policy(api, developer, app, dev, django_c
     assert callbacks, "the lane is advanced once the filing commits"
 
 
-def test_image_defaults_to_the_application_repository(developer, app, prod):
+def test_image_defaults_to_the_application_repository_and_is_pinned_at_filing(developer, project, prod, registry):
+    app = ApplicationFactory(project=project, name="web", image=f"{registry.host}/shop/web")
+    digest = registry.push_image("shop/web", "2.1")
+
     release = services.release_file(actor=developer, application=app, environment=prod, version="2.1")
-    assert release.image == "registry.example.com/shop/api:2.1"
+
+    assert (release.image, release.image_digest) == (f"{registry.host}/shop/web:2.1", digest)
 
 
 @pytest.mark.parametrize(("change", "field"), [

@@ -20,11 +20,15 @@ class ReleaseSerializer(serializers.ModelSerializer):
     approvals_given = serializers.IntegerField(read_only=True)
     approvals_required = serializers.IntegerField(source="environment.required_approvals", read_only=True)
     revision = serializers.IntegerField(source="revision.number", read_only=True, default=None)
+    fingerprint = serializers.CharField(read_only=True, help_text="What approvals are bound to: the hash of the "
+                                        "release's snapshot, pinned artifact, commit and config.")
+    fingerprint_short = serializers.CharField(read_only=True)
 
     class Meta:
         model = Release
         fields = [
-            "id", "project", "application", "application_id", "environment", "version", "image", "image_digest",
+            "id", "project", "application", "application_id", "environment", "version", "fingerprint",
+            "fingerprint_short", "image", "image_digest",
             "package", "package_url", "package_sha256", "commit", "config", "config_hash", "description",
             "scheduled_at", "state", "requested_by", "requested_via",
             "approvals_given", "approvals_required", "revision", "rollback_of", "failed_step", "failure_reason",
@@ -35,10 +39,21 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 class ReleaseDetailSerializer(ReleaseSerializer):
     waiting_reason = serializers.CharField(read_only=True, help_text="Why an approved release has not started yet.")
+    snapshot = serializers.JSONField(read_only=True, help_text="What the release runs, frozen when it was filed.")
+    application_changed = serializers.SerializerMethodField(
+        help_text="The application (or its environment) changed after this release was filed; the release still "
+                  "runs its snapshot: file again to deploy the change."
+    )
+    application_changes = serializers.ListField(child=serializers.CharField(), read_only=True, default=list,
+                                                help_text="The snapshot fields that differ now.")
 
     class Meta(ReleaseSerializer.Meta):
-        fields = [*ReleaseSerializer.Meta.fields, "waiting_reason", "cost_impact"]
+        fields = [*ReleaseSerializer.Meta.fields, "waiting_reason", "cost_impact", "snapshot", "application_changed",
+                  "application_changes"]
         read_only_fields = fields
+
+    def get_application_changed(self, release: Release) -> bool:
+        return bool(getattr(release, "application_changes", []))
 
 
 class ConfigField(serializers.JSONField):

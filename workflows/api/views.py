@@ -17,12 +17,14 @@ from .. import services
 from ..choices import ReleaseState
 from ..models import CiToken
 from ..selectors import audit_event_list, release_list, release_queryset
+from ..services.snapshots import release_application_changes
 from . import filters, serializers
 
 
 def release_detail(release_id: int) -> dict:
     release = release_queryset().get(id=release_id)
     release.waiting_reason = services.lane_wait_reason(release) if release.state == ReleaseState.APPROVED else ""
+    release.application_changes = release_application_changes(release)
     return serializers.ReleaseDetailSerializer(release).data
 
 

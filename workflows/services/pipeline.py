@@ -29,6 +29,7 @@ from deployments import builds, registry
 from deployments import services as deployments
 from deployments.fencing import Fence, StaleClaim
 from deployments.manifests import ReleaseConfig
+from deployments.specs import DeploySpec
 from dns import services as dns
 from paas_site.actors import WORKER
 from paas_site.correlation import current_correlation_id
@@ -329,25 +330,46 @@ def _tasks():
 
 # -- the work of each step (outside any transaction) -------------------------------
 def _build(release: Release, fence: Fence) -> StepOutcome:
-    """Build or pin the image and check the DNS name: everything that can fail before the cluster is touched."""
+    """Build or pin the image and check the DNS name: everything that can fail before the cluster is touched.
+
+    Everything comes from the release's snapshot: a prebuilt image was pinned
+    to its digest at filing, a built one is layered onto the base image digest
+    frozen then.
+    """
+    spec = _spec(release)
     if release.builds_image:
-        log, digest = _image_build(release, fence)
-    else:
+        log, digest = _image_build(release, spec, fence)
+    elif release.image_digest:
+        digest = release.image_digest
+        if "@" not in release.image:  # resolved from a tag at filing: still there, whatever the tag says now
+            registry.digest_confirm(release.image, digest)
+        log = [f"image {release.image} pinned to {digest} when the release was filed"]
+    else:  # filed before releases pinned at filing (or a digest reference): resolving is harmless
         digest = registry.resolve_digest(release.image)
         log = [f"image {release.image} pinned to {digest}"]
     name = dns.dns_name_check(application_id=release.application_id, environment_id=release.environment_id)
+    if name and spec.exposed and not release.rollback_to_id and name != spec.hostname:
+        raise PermanentError(f"the DNS name of {spec.application} is {name} now, not {spec.hostname} as when the "
+                             "release was filed; file it again")
     if name:
         log.append(f"DNS name {name} is free or already ours")
     return StepOutcome(log, {"image_digest": digest})
 
 
-def _image_build(release: Release, fence: Fence) -> tuple[list[str], str]:
+def _spec(release: Release) -> DeploySpec:
+    spec = release.spec
+    if spec is None:
+        raise PermanentError(f"release #{release.id} has no snapshot of what to run; file it again")
+    return spec
+
+
+def _image_build(release: Release, spec: DeploySpec, fence: Fence) -> tuple[list[str], str]:
     """Fetch the package and push the built image to the release's repository; the same inputs, the same digest."""
     config = release.config or {}
     with deployments.package_fetch(package_id=release.package_id, url=release.package_url,
                                    sha256=release.package_sha256) as package:
         built = deployments.application_image_build(
-            application=release.application, repository=release.image, version=release.version, package=package,
+            base_image=spec.base_image, repository=release.image, version=release.version, package=package,
             config_files=config.get("files", {}), env=config.get("env", {}),
             labels=builds.release_labels(version=release.version, release_id=release.id, commit=release.commit),
             fence=fence,
@@ -364,12 +386,11 @@ def _deploy(release: Release, fence: Fence) -> StepOutcome:
         )
         log = [f"re-applied revision #{release.rollback_to.number} as #{revision.number}"]
         return StepOutcome(log + _dns_sync(release, revision.manifests, fence), {"revision": revision})
-    hostname = dns.dns_hostname(application, environment) if application.exposed else None
     revision = deployments.deployment_apply(
-        application_id=application.id, environment_id=environment.id, image=release.pinned_image,
+        application_id=application.id, environment_id=environment.id, spec=_spec(release),
+        image=release.pinned_image,
         config=ReleaseConfig(env=release.config.get("env", {}), files=release.config.get("files", {})),
-        release=str(release.id), hostname=hostname or deployments.default_hostname(application, environment),
-        fence=fence,
+        release=str(release.id), fence=fence,
     )
     kinds = ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in revision.manifests)
     return StepOutcome([f"applied revision #{revision.number}: {kinds}", *_dns_sync(release, revision.manifests, fence)],

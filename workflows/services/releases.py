@@ -14,6 +14,7 @@ from deployments.models import Application, Environment, Package
 from deployments.packages import SHA256, package_url_check
 from deployments.permissions import Action, project_require
 from deployments.services import build_repository, package_upload
+from deployments.specs import DeploySpec
 from deployments.validators import validate_image_reference
 from paas_site.actors import POLICY, actor_user
 from paas_site.correlation import current_correlation_id
@@ -28,7 +29,7 @@ from ..models import Approval, Release
 from ..permissions import release_require
 from ..planner import approvals_missing
 from ..selectors import release_of_revision
-from . import notifications
+from . import notifications, snapshots
 from .pipeline import lane_advance_on_commit
 
 
@@ -47,15 +48,21 @@ def release_file(
         image = image or (f"{application.image}:{version}" if application.image else "")
     artifact = _artifact_check(application, Artifact(image, package, package_url, package_sha256))
     config = config_normalize(config)
+    artifact, image_digest = _artifact_pin(artifact)
+    base_image = snapshots.base_image_pin(application)
     with transaction.atomic():
         lane_lock(application.id)
+        snapshot = snapshots.snapshot_capture(application=application, environment=environment,
+                                              base_image=base_image)
         release = Release.objects.create(
             application=application, environment=environment, requested_by=actor_user(actor),
-            requested_via=via, version=version, image=artifact.image, package=artifact.package,
-            package_url=artifact.package_url, package_sha256=artifact.package_sha256, commit=commit, config=config,
-            config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
-            description=description, scheduled_at=scheduled_at, correlation_id=current_correlation_id.get(),
-            cost_impact=release_cost_impact(application=application, environment=environment),
+            requested_via=via, version=version, image=artifact.image, image_digest=image_digest,
+            package=artifact.package, package_url=artifact.package_url, package_sha256=artifact.package_sha256,
+            commit=commit, config=config, config_hash=ReleaseConfig(env=config["env"], files=config["files"]).hash(),
+            snapshot=snapshot, description=description, scheduled_at=scheduled_at,
+            correlation_id=current_correlation_id.get(),
+            cost_impact=release_cost_impact(application=application, environment=environment,
+                                            spec=DeploySpec.from_json(snapshot["spec"])),
         )
         audit.release_requested(actor=actor, release=release)
         if environment.required_approvals == 0:
@@ -100,9 +107,11 @@ def release_change(
         if version is not None:
             release.version = version
         if any(value is not None for value in (image, package, package_url, package_sha256)):
-            release.image, release.package, release.package_url, release.package_sha256 = _artifact_check(
+            artifact, digest = _artifact_pin(_artifact_check(
                 release.application, _changed_artifact(release, image, package, package_url, package_sha256)
-            )
+            ))
+            release.image, release.package, release.package_url, release.package_sha256 = artifact
+            release.image_digest = digest
         if commit is not None:
             release.commit = commit
         if config is not None:
@@ -164,6 +173,7 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
                        "there is no earlier revision to roll back to.", code="nothing_to_roll_back_to")
     earlier = release_of_revision(target)
     config = earlier.config if earlier else {"env": {}, "files": {}}
+    snapshot = snapshots.snapshot_of_revision(target)
     with transaction.atomic():
         lane_lock(original.application_id)
         release = Release.objects.create(
@@ -171,10 +181,12 @@ def release_rollback(*, release_id: int, actor: Actor, description: str = "") ->
             requested_by=actor_user(actor), requested_via="rollback",
             version=earlier.version if earlier else f"revision-{target.number}", image=target.image or original.image,
             config=config, config_hash=target.config_hash, rollback_of=original, rollback_to=target,
+            snapshot=snapshot,
             description=description or f"Roll back release #{original.id} to revision #{target.number}",
             correlation_id=current_correlation_id.get(),
             cost_impact=release_cost_impact(
-                application=original.application, environment=original.environment, replicas=target.replicas
+                application=original.application, environment=original.environment,
+                spec=DeploySpec.from_json(snapshot["spec"]), replicas=target.replicas,
             ),
         )
         audit.release_requested(actor=actor, release=release)
@@ -191,6 +203,8 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
         release = release_lock(release_id)
         release_require(actor, Action.DECIDE, release)
         _require_state(release, [ReleaseState.REQUESTED], f"{decision}d")
+        if decision == Decision.APPROVE:
+            _require_pinned(release)
         try:
             with transaction.atomic():
                 Approval.objects.create(
@@ -209,6 +223,17 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
         elif _approvals_missing(release) == 0:
             _approve(release, actor=actor, message=f"{release} approved: policy met")
     return release
+
+
+def _require_pinned(release: Release) -> None:
+    """Approvers approve digests, bytes and a spec: a release filed before those were pinned at filing cannot be
+    approved (it is filed again instead)."""
+    unpinned = (not release.snapshot.get("spec")
+                or (release.builds_image and not release.package_sha256)
+                or (not release.builds_image and not release.image_digest and "@" not in release.image))
+    if unpinned:
+        raise Conflict(f"Release #{release.id} was filed before releases pinned their image digest, package sha256 "
+                       "and deploy spec; file it again to approve what will run.", code="release_not_pinned")
 
 
 def _approvals_missing(release: Release) -> int:
@@ -289,6 +314,15 @@ def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
         if problem:
             _invalid("package_url", problem)
     return Artifact(build_repository(application), package, url, sha256)
+
+
+def _artifact_pin(artifact: Artifact) -> tuple[Artifact, str]:
+    """Pin what approvers approve: a prebuilt image's digest (its return), a package URL's sha256 (fetched)."""
+    if artifact.package is None and not artifact.package_url:
+        return artifact, snapshots.digest_resolve(artifact.image)
+    if artifact.package_url and not artifact.package_sha256:
+        return artifact._replace(package_sha256=snapshots.package_url_hash(artifact.package_url)), ""
+    return artifact, ""
 
 
 def _invalid(field: str, reason: str) -> NoReturn:

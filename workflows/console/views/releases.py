@@ -23,6 +23,7 @@ from ...choices import ReleaseState
 from ...models import Release
 from ...permissions import release_actions
 from ...selectors import audit_event_list, release_list, releases_awaiting_decision
+from ...services.snapshots import release_application_changes
 from ...timeline import format_duration, is_final, release_progress
 from ..forms import CommentForm, ConfigFileFormSet, ReleaseForm, RollbackForm, attach_service_error
 from .common import page, paginate, perform, projects_and_current
@@ -117,13 +118,15 @@ def timeline_context(request: HttpRequest, release: Release) -> dict[str, Any]:
 def review_context(release: Release) -> dict[str, Any]:
     """What a release changes against what runs now (image, replicas, config, cost): the approvers' view."""
     live = revision_live(application=release.application, environment=release.environment)
-    return {"release": release, "live": live, "config_changes": config_changes(live_config(live), release.config)}
+    return {"release": release, "live": live, "config_changes": config_changes(live_config(live), release.config),
+            "spec": release.spec, "live_spec": live.spec if live else None}
 
 
 @login_required
 def release_detail(request: HttpRequest, release_id: int) -> HttpResponse:
     release = visible_release(request, release_id)
     context = timeline_context(request, release)
+    context["application_changes"] = release_application_changes(release)
     if release.state == ReleaseState.REQUESTED:
         context.update(review_context(release), comment_form=CommentForm())
     return page(request, "console/release_detail.html", context)
