@@ -61,13 +61,12 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
 from deployments.choices import Role  # noqa: E402
 from deployments.models import Application, Cluster, Environment, Project, ProjectMembership  # noqa: E402
 from workflows.audit import GENESIS_HASH  # noqa: E402
 from workflows.chain import signing_key_id  # noqa: E402
-from workflows.models import AuditChainHead, AuditEvent, Release  # noqa: E402
+from workflows.models import ApiToken, AuditChainHead, AuditEvent, Release  # noqa: E402
 
 PROJECTS, APPS_PER_PROJECT = 100, 10
 APPS = PROJECTS * APPS_PER_PROJECT
@@ -145,11 +144,9 @@ def reference_data() -> None:
     started = time.perf_counter()
     call_command("flush", interactive=False, verbosity=0)
     users = get_user_model().objects
-    staff = users.create_superuser("bench-staff", "staff@example.com", None)
+    users.create_superuser("bench-staff", "staff@example.com", None)
     member = users.create_user("bench-member")
     approvers = [users.create_user(f"bench-approver{n}") for n in (1, 2)]
-    for user in (staff, member):
-        Token.objects.create(user=user)
     cluster = Cluster.objects.create(name="bench", api_server="https://bench.invalid", token="bench")
     for rank, (name, approvals) in enumerate((("dev", 0), ("test", 1), ("prod", 2))):
         Environment.objects.create(name=name, rank=rank, cluster=cluster, required_approvals=approvals)
@@ -252,8 +249,10 @@ def endpoints() -> dict[str, tuple[str, str]]:
 
 
 def tokens() -> dict[str, str]:
-    return {"staff": Token.objects.get(user__username="bench-staff").key,
-            "member": Token.objects.get(user__username="bench-member").key}
+    """Fresh API tokens (only their hashes are stored, so earlier ones cannot be read back)."""
+    users = get_user_model().objects
+    return {role: ApiToken.objects.create(user=users.get(username=f"bench-{role}"), name="bench")[1]
+            for role in ("staff", "member")}
 
 
 def statement_counts() -> dict[str, int]:

@@ -1,4 +1,3 @@
-import csv
 from copy import copy
 
 from django import forms
@@ -11,6 +10,7 @@ from django.http import HttpResponse
 from deployments.admin import ProjectRuleAdmin
 from deployments.permissions import Action
 from paas_site.errors import ApplicationError
+from paas_site.spreadsheet import csv_write
 
 from . import selectors, services
 from .models import Budget, BudgetAlert, CostRecord, MeteringGap, PriceBook, UsageSample
@@ -114,17 +114,17 @@ class BudgetAdmin(ProjectRuleAdmin):
 def export_csv(modeladmin, request, queryset):
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="slipway-cost-records.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["day", "project", "environment", "application", "price_book", "samples", "core_hours", "gib_hours",
-                     "ingress_hours", "amount", "currency"])
-    for record in queryset.select_related("project", "environment", "application", "price_book").order_by(
+    header = ["day", "project", "environment", "application", "price_book", "samples", "core_hours", "gib_hours",
+              "ingress_hours", "amount", "currency"]
+    records = queryset.select_related("project", "environment", "application", "price_book").order_by(
         "day", "project__slug", "environment__name", "application__name"
-    ):
-        writer.writerow([
-            record.day.isoformat(), record.project.slug, record.environment.name, record.application.name,
-            record.price_book.name if record.price_book else "", record.samples, record.core_hours, record.gib_hours,
-            record.ingress_hours, "" if record.amount is None else record.amount, record.currency,
-        ])
+    )
+    csv_write(response, [header, *(
+        [record.day.isoformat(), record.project.slug, record.environment.name, record.application.name,
+         record.price_book.name if record.price_book else "", record.samples, record.core_hours, record.gib_hours,
+         record.ingress_hours, "" if record.amount is None else record.amount, record.currency]
+        for record in records
+    )])
     return response
 
 

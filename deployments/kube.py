@@ -22,6 +22,8 @@ from kubernetes.config.kube_config import load_kube_config_from_dict
 
 from paas_site.errors import PermanentError, TransientError
 
+from .kubeconfig import inline_only_problem
+
 FIELD_MANAGER = "slipway"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -186,9 +188,11 @@ class KubeClient:
 def _configuration(access: ClusterAccess) -> k8s.Configuration:
     configuration = k8s.Configuration()
     if access.kubeconfig:
-        load_kube_config_from_dict(
-            yaml.safe_load(access.kubeconfig), client_configuration=configuration, persist_config=False
-        )
+        document = yaml.safe_load(access.kubeconfig)
+        problem = inline_only_problem(document)  # also for one stored before the rule existed
+        if problem:
+            raise PermanentError(f"cluster {access.name}: its kubeconfig is refused: {problem}")
+        load_kube_config_from_dict(document, client_configuration=configuration, persist_config=False)
     else:
         configuration.host = access.api_server
         configuration.api_key = {"BearerToken": access.token}

@@ -1,4 +1,9 @@
-"""Checks on cluster credentials before they are stored (pure, no I/O)."""
+"""Checks on cluster credentials before they are stored, and again before they are used (pure, no I/O).
+
+A kubeconfig is accepted only with inline data: nothing in it may make a worker run a program
+(``exec``, ``auth-provider``) or read a file (``tokenFile``, ``certificate-authority``,
+``client-certificate``, ``client-key``); the ``…-data`` fields and ``token`` carry the same inline.
+"""
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +42,9 @@ def parse(text: str) -> KubeconfigContext:
     users = {u.get("name") for u in document["users"] if isinstance(u, dict)}
     if contexts[current].get("user") not in users:
         raise ValueError(f"context {current!r} does not point to a known user.")
+    problem = inline_only_problem(document)
+    if problem:
+        raise ValueError(problem)
     server = str(cluster["server"])
     if not server.startswith(("https://", "http://")):
         raise ValueError(f"cluster server {server!r} is not an http(s) URL.")
@@ -48,3 +56,30 @@ def validate_ca_bundle(pem: str) -> None:
         x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
         raise ValueError("is not a PEM-encoded X.509 certificate bundle.") from None
+
+
+# section -> entry key -> fields that run a program or name a file (with the inline replacement, if any)
+REFUSED_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
+    "clusters": ("cluster", {"certificate-authority": "certificate-authority-data"}),
+    "users": ("user", {
+        "exec": "token or client-certificate-data/client-key-data", "auth-provider": "token",
+        "tokenFile": "token", "client-certificate": "client-certificate-data", "client-key": "client-key-data",
+    }),
+}
+
+
+def inline_only_problem(document: Any) -> str:
+    """Why ``document`` is not an inline-only kubeconfig ("" when it is); names the offending field."""
+    if not isinstance(document, dict):
+        return ""
+    for section, (key, refused) in REFUSED_FIELDS.items():
+        for index, entry in enumerate(document.get(section) or []):
+            body = entry.get(key) if isinstance(entry, dict) else None
+            if not isinstance(body, dict):
+                continue
+            for field, instead in refused.items():
+                if field in body:
+                    return (f"{section}[{index}].{key}.{field} is not allowed: Slipway accepts only inline "
+                            f"credentials (use {instead}); it never runs a program or reads a file named in a "
+                            "kubeconfig.")
+    return ""

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, URLVali
 from django.db import models
 from django.db.models import Q
 
+from paas_site import outbound
 from paas_site.crypto import EncryptedTextField
 
 from . import kubeconfig, middleware
@@ -18,6 +19,7 @@ from .validators import (
     validate_cpu_quantity,
     validate_dns_label,
     validate_image_reference,
+    validate_image_registry,
     validate_memory_quantity,
     validate_service_name,
 )
@@ -270,6 +272,11 @@ class Application(models.Model):
         errors: dict[str, str] = {}
         if bool(self.base_image_id) == bool(self.image):
             errors["image"] = "set exactly one of base_image (built by Slipway) or image (prebuilt)."
+        elif self.image:
+            try:
+                validate_image_registry(self.image)
+            except ValidationError as exc:
+                errors["image"] = exc.messages[0]
         for request_field, limit_field, parse in (
             ("cpu_request", "cpu_limit", parse_cpu),
             ("memory_request", "memory_limit", parse_memory),
@@ -279,6 +286,8 @@ class Application(models.Model):
                     errors[limit_field] = f"must be at least {request_field} ({getattr(self, request_field)})."
             except ValidationError:
                 pass  # the field validator reports the unparsable quantity
+        if self.smoke_check_url and outbound.url_check(self.smoke_check_url):
+            errors["smoke_check_url"] = outbound.url_check(self.smoke_check_url)
         scaling = (self.autoscaling_min, self.autoscaling_max, self.autoscaling_target_cpu)
         if any(v is not None for v in scaling):
             if any(v is None for v in scaling):

@@ -1,8 +1,10 @@
 """Application packages: checking a package URL and fetching it for a build (an adapter; no ORM).
 
 A package URL must be http(s) on an allow-listed host (``SLIPWAY_PACKAGE_HOSTS``);
-redirects are followed only to allow-listed hosts; the download stops at
-``SLIPWAY_PACKAGE_MAX_BYTES`` and is checked against its sha256 when one was given.
+redirects are followed only to allow-listed hosts; every connection goes through
+the guarded client (``paas_site.outbound``: the address connected to must pass the
+outbound policy); the download stops at ``SLIPWAY_PACKAGE_MAX_BYTES`` and is
+checked against its sha256 when one was given.
 """
 import hashlib
 import posixpath
@@ -17,7 +19,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 from django.conf import settings
 
+from paas_site import outbound
 from paas_site.errors import PermanentError, TransientError
+from paas_site.outbound import GuardedSession, OutboundRefused, unreachable
 
 PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][-._A-Za-z0-9]{0,199}$")
 SHA256 = re.compile(r"^[a-f0-9]{64}$")
@@ -55,6 +59,9 @@ def _source_check(url: str) -> str:
         return "must be an http:// or https:// URL."
     if parts.username or parts.password:
         return "must not carry credentials."
+    problem = outbound.url_check(url)
+    if problem:
+        return problem
     if not host_allowed(parts.hostname):
         allowed = ", ".join(settings.SLIPWAY_PACKAGE_HOSTS) or "none are configured (SLIPWAY_PACKAGE_HOSTS)"
         return f"host {parts.hostname} is not allowed for packages (allowed: {allowed})."
@@ -81,8 +88,7 @@ def package_download(url: str, *, sha256: str = "") -> Iterator[FetchedPackage]:
     if problem:
         raise PermanentError(f"package URL {url}: {problem}")
     limit = settings.SLIPWAY_PACKAGE_MAX_BYTES
-    with requests.Session() as session, tempfile.TemporaryFile() as spool:
-        session.trust_env = False
+    with GuardedSession() as session, tempfile.TemporaryFile() as spool:
         response = _get_following_allowed_redirects(session, url)
         with response:
             declared = response.headers.get("Content-Length", "")
@@ -97,7 +103,7 @@ def package_download(url: str, *, sha256: str = "") -> Iterator[FetchedPackage]:
                     hasher.update(chunk)
                     spool.write(chunk)
             except requests.RequestException as exc:
-                raise TransientError(f"package {url}: the download broke off ({exc})") from None
+                raise unreachable(f"package {url} (the download broke off)", exc) from None
         actual = hasher.hexdigest()
         if sha256 and actual != sha256:
             raise PermanentError(f"package {url} has sha256 {actual}, not the expected {sha256}")
@@ -109,8 +115,10 @@ def _get_following_allowed_redirects(session: requests.Session, url: str) -> req
     for _ in range(MAX_REDIRECTS + 1):
         try:
             response = session.get(url, stream=True, allow_redirects=False, timeout=TIMEOUT)
+        except OutboundRefused as exc:
+            raise OutboundRefused(f"package {url}: {exc.message}") from None
         except requests.RequestException as exc:
-            raise TransientError(f"package {url} unreachable: {exc}") from None
+            raise unreachable(f"package {url}", exc) from None
         if response.is_redirect:
             target = urljoin(url, response.headers["Location"])
             response.close()

@@ -3,13 +3,18 @@
 Resolves tags to digests, reads manifests and blobs, uploads and mounts blobs,
 and puts manifests. Authentication follows the registry's challenge: HTTP
 basic with the configured credentials, or the bearer-token flow (the
-credentials, if any, go to the token service). HTTPS is verified against the
+credentials, if any, go to the token service, which must be on the registry's
+host or one of ``SLIPWAY_REGISTRY_TOKEN_HOSTS``). HTTPS is verified against the
 system CAs or a configured CA bundle; a loopback registry is spoken to over
 plain HTTP unless configured otherwise (as Docker treats ``localhost``).
+Every request goes through the guarded client (``paas_site.outbound``): the
+address is checked when connecting, redirects stay on the registry's origin and
+an upload location on another host is refused, so credentials reach only the
+registry and its token service.
 
 Errors are the project's: ``TransientError`` when the registry is unreachable
 or answers 5xx/429, ``PermanentError`` for 401/403/404 and invalid answers,
-each naming the registry and the image. Credentials never appear in them.
+each naming the registry and the image. Credentials and socket details never appear in them.
 """
 import hashlib
 import tempfile
@@ -17,12 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.outbound import GuardedSession, OutboundRefused, origin, unreachable
 
 from .images import parse_image_reference
 
@@ -105,9 +111,8 @@ class RegistryClient:
     def __init__(self, access: RegistryAccess):
         self.access = access
         self.host = access.host
-        self.session = requests.Session()
+        self.session = GuardedSession()
         self.session.verify = access.ca_file or True
-        self.session.trust_env = False  # no proxies or netrc credentials picked up from the environment
         self._authorization = ""
 
     # -- manifests ------------------------------------------------------------------
@@ -161,7 +166,7 @@ class RegistryClient:
                     hasher.update(chunk)
                     spool.write(chunk)
             except requests.RequestException as exc:
-                raise TransientError(f"registry {self.host} broke off sending {digest} of {image}: {exc}") from None
+                raise unreachable(f"registry {self.host} (broke off sending {digest} of {image})", exc) from None
             if f"sha256:{hasher.hexdigest()}" != digest:
                 raise PermanentError(f"registry {self.host} sent blob {digest} of {image} with other content")
             spool.seek(0)
@@ -184,6 +189,8 @@ class RegistryClient:
             raise PermanentError(f"registry {self.host} gave no upload location for {image}")
         # the Location carries the upload's state in its query: add the digest to it, don't replace it
         url = urljoin(self.access.base_url + "/", location)
+        if origin(url) != origin(self.access.base_url):  # our credentials go with the PUT: never elsewhere
+            raise PermanentError(f"registry {self.host} gave an upload location on another host for {image}")
         url += ("&" if "?" in url else "?") + f"digest={digest}"
         self._call("PUT", url, image=image, data=data, headers={"Content-Type": "application/octet-stream"},
                    timeout=BLOB_TIMEOUT)
@@ -209,13 +216,15 @@ class RegistryClient:
             headers["Authorization"] = self._authorization
         try:
             return self.session.request(method, url, headers=headers, timeout=(TIMEOUT, timeout), **kwargs)
+        except OutboundRefused as exc:
+            raise OutboundRefused(f"registry {self.host}: {exc.message}") from None
         except requests.exceptions.SSLError as exc:
             raise PermanentError(
                 f"registry {self.host}: its TLS certificate is not trusted ({_reason(exc)}); "
                 "set SLIPWAY_REGISTRY_CA_FILE to the CA bundle that signed it"
             ) from None
         except requests.RequestException as exc:
-            raise TransientError(f"registry {self.host} unreachable: {_reason(exc)}") from None
+            raise unreachable(f"registry {self.host}", exc) from None
 
     def _answer(self, challenge: str, *, image: str) -> bool:
         """Set the authorization a 401 challenge asks for; False when there is nothing new to try."""
@@ -234,16 +243,21 @@ class RegistryClient:
         realm = params.pop("realm", "") or ""
         if not realm.startswith(("https://", "http://")):
             raise PermanentError(f"registry {self.host} sent an unusable auth challenge")
+        if not token_realm_allowed(realm, self.access):
+            raise OutboundRefused(f"registry {self.host} sent a token realm on host {urlsplit(realm).netloc}, which "
+                                  "is neither the registry's host nor in SLIPWAY_REGISTRY_TOKEN_HOSTS")
         query = [("service", params["service"])] if params.get("service") else []
         query += [("scope", scope) for scope in (params.get("scope") or "").split()]
         auth = (self.access.username, self.access.password) if self.access.username else None
         try:
             response = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT)
+        except OutboundRefused as exc:
+            raise OutboundRefused(f"registry {self.host} token endpoint: {exc.message}") from None
         except requests.exceptions.SSLError as exc:
             raise PermanentError(f"registry {self.host} token endpoint: TLS certificate not trusted ({_reason(exc)})"
                                  ) from None
         except requests.RequestException as exc:
-            raise TransientError(f"registry {self.host} token endpoint unreachable: {_reason(exc)}") from None
+            raise unreachable(f"registry {self.host} token endpoint", exc) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"registry {self.host} token endpoint unavailable: HTTP {response.status_code}")
         if response.status_code >= 400:
@@ -286,6 +300,13 @@ def copy_blob(source: RegistryClient, source_repository: str, target: RegistryCl
     with source.blob_download(source_repository, digest, image=image) as blob:
         target.blob_upload(target_repository, digest, blob, image=image)
     return "copied"
+
+
+def token_realm_allowed(realm: str, access: RegistryAccess) -> bool:
+    """A token service on the registry's own host, or one a platform admin listed."""
+    host = (urlsplit(realm).hostname or "").lower()
+    registry_host = (urlsplit(access.base_url).hostname or "").lower()
+    return host == registry_host or host in {h.lower() for h in settings.SLIPWAY_REGISTRY_TOKEN_HOSTS}
 
 
 def _registry_message(response: requests.Response) -> str:

@@ -14,16 +14,16 @@ lost its claim stops there (see ``fencing.py``).
 import hashlib
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from paas_site import outbound
 from paas_site.actors import DEPLOY, Actor
 from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
@@ -191,13 +191,15 @@ def revision_spec(revision: Revision) -> DeploySpec:
 
 
 def smoke_check(url: str) -> None:
+    """GET ``url`` through the guarded client (redirects only on the same origin); a 4xx/5xx fails."""
     try:
-        with urllib.request.urlopen(url, timeout=SMOKE_CHECK_TIMEOUT) as response:  # noqa: S310 (http(s) only, model-validated)
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        raise PermanentError(f"smoke check {url} failed: {getattr(exc, 'reason', exc)}") from None
+        with outbound.GuardedSession() as session:
+            with session.get(url, timeout=SMOKE_CHECK_TIMEOUT, stream=True) as response:
+                code = response.status_code
+    except outbound.OutboundRefused as exc:
+        raise PermanentError(f"smoke check {url} failed: {exc.message}") from None
+    except requests.RequestException as exc:
+        raise PermanentError(outbound.unreachable(f"smoke check {url}", exc).message) from None
     if code >= 400:
         raise PermanentError(f"smoke check {url} answered HTTP {code}")
 

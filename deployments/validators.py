@@ -2,6 +2,7 @@
 import re
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from kubernetes.utils.quantity import parse_quantity
 
@@ -72,6 +73,42 @@ def validate_image_reference(value: str) -> None:
         parse_image_reference(value)
     except ValueError as exc:
         raise ValidationError(str(exc), code="invalid_image") from None
+
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+
+
+def allowed_registries() -> list[str]:
+    """The build registry (always) and ``SLIPWAY_REGISTRIES``."""
+    return list(dict.fromkeys([r for r in [settings.SLIPWAY_REGISTRY, *settings.SLIPWAY_REGISTRIES] if r]))
+
+
+def registry_allowed(registry: str) -> bool:
+    """``registry`` is ``host[:port]`` as an image reference names it ("" is Docker Hub)."""
+    registry = registry.lower().rstrip(".") or DOCKER_HUB
+    if registry in DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
+    for allowed in allowed_registries():
+        allowed = allowed.lower().rstrip(".")
+        allowed = DOCKER_HUB if allowed in DOCKER_HUB_ALIASES else allowed
+        if registry == allowed or (allowed.startswith("*.") and ":" not in registry and registry.endswith(allowed[1:])):
+            return True
+    return False
+
+
+def validate_image_registry(value: str) -> None:
+    """An image may only come from an allow-listed registry (the outbound policy of images)."""
+    try:
+        registry = parse_image_reference(value).registry
+    except ValueError:
+        return  # validate_image_reference names that problem
+    if not registry_allowed(registry):
+        allowed = ", ".join(allowed_registries()) or "none are configured (SLIPWAY_REGISTRY, SLIPWAY_REGISTRIES)"
+        raise ValidationError(
+            f"registry {registry or DOCKER_HUB} is not allowed (allowed registries: {allowed}).",
+            code="registry_not_allowed",
+        )
 
 
 def validate_absolute_path(value: str) -> None:

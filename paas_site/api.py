@@ -1,17 +1,19 @@
 """Shared REST API building blocks: pagination, and input fields that answer 400 where Python would overflow."""
 import datetime
+import io
 import re
 from typing import Any
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.views.decorators.common import no_append_slash
 from rest_framework import parsers, serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.pagination import PageNumberPagination
 
 BIGINT_MAX = 2**63 - 1
@@ -24,18 +26,52 @@ class Pagination(PageNumberPagination):
 
 
 class JSONParser(parsers.JSONParser):
-    """JSON whose strings are Unicode text: ``"\\ud800"`` (a lone surrogate) is refused, not stored.
+    """Bounded JSON whose strings are Unicode text.
 
-    Python's ``json`` decodes such escapes, but no database or UTF-8 encoder accepts the result.
+    The body is read up to ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (paas_site.limits has refused a longer one
+    already). Nesting deeper than ``SLIPWAY_JSON_MAX_DEPTH`` is a 400, also where Python's recursive
+    decoder gives up first, and before anything walks the data recursively. ``"\\ud800"`` (a lone
+    surrogate) is refused, not stored: Python's ``json`` decodes such escapes, but no database or UTF-8
+    encoder accepts the result.
     """
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        depth = settings.SLIPWAY_JSON_MAX_DEPTH
+        too_deep = ParseError(f"body: JSON nested deeper than {depth} levels.")
+        try:
+            data = super().parse(io.BytesIO(raw), media_type, parser_context)
+        except RecursionError:  # Python's decoder gives up past the interpreter's recursion limit
+            raise too_deep from None
+        if nesting_exceeds(data, depth):
+            raise too_deep
         where = _lone_surrogate_at(data, "")
         if where is not None:
             where = where.encode("utf-8", "backslashreplace").decode()  # the path may hold the surrogate itself
             raise ParseError(f"{where or 'body'}: holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.")
         return data
+
+
+class PayloadTooLarge(APIException):
+    status_code = 413
+    default_code = "request_too_large"
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays/objects in ``value`` nest deeper than ``limit`` (no recursion: the depth is the attack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _lone_surrogate_at(value: Any, path: str) -> str | None:

@@ -8,8 +8,10 @@ never a silent default.
 """
 import base64
 import hashlib
+import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -83,7 +85,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -104,8 +108,12 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "paas_site.correlation.CorrelationIdMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its answer
 ]
+# Before anything reads the body: refuse what is too large by its declared length (see paas_site.limits).
+MIDDLEWARE.insert(1, "paas_site.limits.RequestBodyLimitMiddleware")
 
 if not DEBUG:  # in development runserver serves static files itself
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
@@ -154,6 +162,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 
+# Axes first: it refuses a locked-out client before any password is checked (see workflows.lockout).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 # The web console (workflows.console) signs people in; the admin keeps its own login page.
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:dashboard"
@@ -165,7 +179,7 @@ MEDIA_ROOT = Path(os.environ.get("SLIPWAY_MEDIA_ROOT", VAR_DIR / "media"))
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -197,6 +211,70 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"StepEnum": "workflows.choices.Step"},
+}
+
+# --- Sign-in: lockout, API tokens, sessions ---------------------------------------
+# Failed sign-ins (console, admin, POST /api/v1/auth/token/) are counted per account at one address,
+# per address and per account; each rule locks at its own limit until SLIPWAY_LOGIN_COOLOFF_SECONDS pass
+# or an admin unlocks it (admin: Sign-in lockouts). See workflows.lockout.
+SLIPWAY_LOGIN_FAILURE_LIMIT = int(os.environ.get("SLIPWAY_LOGIN_FAILURE_LIMIT", "10"))  # account at an address
+SLIPWAY_LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("SLIPWAY_LOGIN_ADDRESS_FAILURE_LIMIT", "30"))
+SLIPWAY_LOGIN_ACCOUNT_FAILURE_LIMIT = int(os.environ.get("SLIPWAY_LOGIN_ACCOUNT_FAILURE_LIMIT", "100"))
+SLIPWAY_LOGIN_COOLOFF_SECONDS = int(os.environ.get("SLIPWAY_LOGIN_COOLOFF_SECONDS", "3600"))
+AXES_HANDLER = "workflows.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
+AXES_FAILURE_LIMIT = SLIPWAY_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=SLIPWAY_LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_CALLABLE = "workflows.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = False  # a good password elsewhere must not lift a lock an attacker earned here
+AXES_ENABLE_ADMIN = False  # workflows.admin registers its own, audited, unlock action
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken"]
+
+# API tokens (knox): only a SHA-512 digest is stored; the token is shown once, when it is made.
+SLIPWAY_API_TOKEN_SECONDS = int(os.environ.get("SLIPWAY_API_TOKEN_SECONDS", str(8 * 3600)))
+SLIPWAY_API_TOKEN_MAX_SECONDS = int(os.environ.get("SLIPWAY_API_TOKEN_MAX_SECONDS", str(90 * 24 * 3600)))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(seconds=SLIPWAY_API_TOKEN_SECONDS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+KNOX_TOKEN_MODEL = "workflows.ApiToken"
+MIGRATION_MODULES = {"knox": None}  # knox's migrations would make a table for its own, swapped-out, model
+
+# A console session lasts a working day from sign-in; a password change ends every session and API token.
+SESSION_COOKIE_AGE = int(os.environ.get("SLIPWAY_SESSION_SECONDS", str(9 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SLIPWAY_SESSION_EXPIRE_AT_BROWSER_CLOSE")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Bounded inputs -------------------------------------------------------------------
+# A request body larger than this is refused before it is read (413), except package uploads, which may
+# carry SLIPWAY_PACKAGE_MAX_BYTES (and stop streaming past it: paas_site.limits.PackageSizeUploadHandler).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("SLIPWAY_REQUEST_MAX_BYTES", str(2 * 1024 * 1024)))
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "paas_site.limits.PackageSizeUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+SLIPWAY_JSON_MAX_DEPTH = int(os.environ.get("SLIPWAY_JSON_MAX_DEPTH", "64"))
+
+# --- Content-Security-Policy (django-csp 4): no inline script or style, nothing from elsewhere -------
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # --- Celery -------------------------------------------------------------------
@@ -233,6 +311,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Release pipeline -----------------------------------------------------------
@@ -261,6 +341,21 @@ SLIPWAY_REGISTRY_PLAIN_HTTP = env_bool("SLIPWAY_REGISTRY_PLAIN_HTTP") if os.envi
 # Hosts a release's package URL may point at ("*.example.com" allows subdomains); empty allows none.
 SLIPWAY_PACKAGE_HOSTS = env_list("SLIPWAY_PACKAGE_HOSTS")
 SLIPWAY_PACKAGE_MAX_BYTES = int(os.environ.get("SLIPWAY_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
+
+# --- Outbound requests (paas_site.outbound) -----------------------------------------
+# CIDRs a platform admin allows although they are loopback, link-local, private, … (e.g. "10.20.0.0/16");
+# empty: only public addresses are reached. The demo and the tests allow loopback here.
+SLIPWAY_OUTBOUND_ALLOW = env_list("SLIPWAY_OUTBOUND_ALLOW")
+for _cidr in SLIPWAY_OUTBOUND_ALLOW:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"SLIPWAY_OUTBOUND_ALLOW: {_cidr!r} is not a CIDR (e.g. 10.20.0.0/16).") from None
+# Registries a release's or application's image may name (host[:port], "*.example.com" for subdomains,
+# "docker.io" for Docker Hub); SLIPWAY_REGISTRY is always allowed.
+SLIPWAY_REGISTRIES = env_list("SLIPWAY_REGISTRIES")
+# Hosts a registry's token service (its bearer challenge's realm) may be on besides the registry's own host.
+SLIPWAY_REGISTRY_TOKEN_HOSTS = env_list("SLIPWAY_REGISTRY_TOKEN_HOSTS", "auth.docker.io")
 
 # --- Audit trail -----------------------------------------------------------------
 # Signed checkpoints of the chain head go here (append-only checkpoints.jsonl); keep it off the database's host.

@@ -55,6 +55,22 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+TEST_REGISTRIES = ["registry.example.com", "registry.example"]
+
+
+@pytest.fixture(autouse=True)
+def outbound_policy(settings, request):
+    """The real servers of the tests listen on loopback: allowed through the setting, as an admin would.
+
+    Registries the tests name are allowed the same way (the ``registry`` fixture's when a test uses it).
+    A test narrows either by setting it again.
+    """
+    settings.SLIPWAY_OUTBOUND_ALLOW = LOOPBACK
+    started = request.getfixturevalue("registry") if "registry" in request.fixturenames else None
+    settings.SLIPWAY_REGISTRIES = TEST_REGISTRIES + ([started.host] if hasattr(started, "host") else [])
+
+
 @pytest.fixture(autouse=True)
 def audit_checkpoint_dir(settings, tmp_path):
     """Each test's audit checkpoints in its own directory: a checkpoint names events only its test made."""

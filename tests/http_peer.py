@@ -3,7 +3,10 @@
 ``http_peer(answer)`` starts one; ``answer(request) -> (status, headers, body)``
 where ``request`` is the ``BaseHTTPRequestHandler``; a body given as an iterator
 of chunks is sent without a Content-Length (the connection's end ends it). Each
-request is recorded in ``peer.requests`` as ``(method, path, headers)``.
+request is recorded in ``peer.requests`` as ``(method, path, headers)``, and
+every accepted TCP connection counts in ``peer.connections`` (so a test can prove
+that not even a connection arrived). ``http_peer(answer, host="127.0.0.2")``
+listens on another loopback address.
 """
 import threading
 from collections.abc import Callable
@@ -13,8 +16,9 @@ import pytest
 
 
 class Peer:
-    def __init__(self, answer: Callable):
+    def __init__(self, answer: Callable, host: str = "127.0.0.1"):
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.connections = 0
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,7 +28,14 @@ class Peer:
             def do_HEAD(self):
                 self._reply(send_body=False)
 
+            def do_POST(self):
+                self._reply(send_body=True)
+
+            do_PUT = do_PATCH = do_POST
+
             def _reply(self, *, send_body):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.body = self.rfile.read(length) if length else b""
                 peer.requests.append((self.command, self.path, dict(self.headers)))
                 status, headers, body = answer(self)
                 self.send_response(status)
@@ -40,8 +51,14 @@ class Peer:
             def log_message(self, format, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_port}"
+        class Server(ThreadingHTTPServer):
+            def get_request(self):
+                accepted = super().get_request()
+                peer.connections += 1
+                return accepted
+
+        self.server = Server((host, 0), Handler)
+        self.host = f"{host}:{self.server.server_port}"
         self.url = f"http://{self.host}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -54,8 +71,8 @@ class Peer:
 def http_peer():
     peers = []
 
-    def start(answer: Callable) -> Peer:
-        peers.append(Peer(answer))
+    def start(answer: Callable, host: str = "127.0.0.1") -> Peer:
+        peers.append(Peer(answer, host))
         return peers[-1]
 
     yield start

@@ -419,3 +419,6 @@ class CiTokenAdmin(ProjectRuleAdmin, WorkflowsAdmin):
                 revoked += 1
         if revoked:
             self.message_user(request, f"{revoked} CI token(s) revoked.", level=messages.SUCCESS)
+
+
+from . import signin_admin  # noqa: E402,F401  (lockouts and API tokens)

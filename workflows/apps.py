@@ -7,6 +7,7 @@ class WorkflowsConfig(AppConfig):
     def ready(self) -> None:
         from deployments import changes
 
-        from . import audit
+        from . import audit, password_changes
 
         changes.install(audit)  # the audit trail records configuration changes of deployments objects
+        password_changes.install()  # a password change revokes the user's API tokens

@@ -22,7 +22,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from deployments.models import Application, Environment
-from paas_site.actors import WORKER, Actor, actor_label, actor_user
+from paas_site.actors import SIGNIN, WORKER, Actor, actor_label, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
@@ -74,6 +74,44 @@ def step_finished(*, release: Release, step_run: StepRun) -> AuditEvent:
         project_id=release.application.project_id, release_id=release.id,
         after={"step": step_run.step, "attempt": step_run.attempt, "status": step_run.status},
         message=step_run.error or f"{step_run.step} {step_run.status} (attempt {step_run.attempt})",
+    )
+
+
+def signin_locked_out(*, attempt: models.Model, rules: list[str], failures: int) -> AuditEvent:
+    """Failed sign-ins reached a lockout limit; ``attempt`` is django-axes' AccessAttempt row."""
+    where = {"username": attempt.username, "ip_address": attempt.ip_address}
+    return _append(
+        actor=SIGNIN, action=AuditAction.SIGNIN_LOCKED_OUT, target=attempt,
+        after={**where, "rules": rules, "failures": failures, "path": attempt.path_info},
+        message=f"sign-in locked ({', '.join(rules)}) for {attempt.username!r} from {attempt.ip_address} "
+                f"after {failures} failed attempts",
+    )
+
+
+def signin_unlocked(*, actor: Actor, attempt: models.Model) -> AuditEvent:
+    """An admin lifted a lockout: the failed attempts of ``attempt`` (about to be deleted) are forgotten."""
+    where = {"username": attempt.username, "ip_address": attempt.ip_address}
+    return _append(
+        actor=actor, action=AuditAction.SIGNIN_UNLOCKED, target=attempt,
+        before={**where, "failures": attempt.failures_since_start},
+        message=f"sign-in unlocked for {attempt.username!r} from {attempt.ip_address}",
+    )
+
+
+def api_token_issued(*, actor: Actor, token: models.Model) -> AuditEvent:
+    """A user's API token was made (its value is not recorded, only its name and expiry)."""
+    return _append(
+        actor=actor, action=AuditAction.API_TOKEN_ISSUED, target=token,
+        after={"user": token.user.get_username(), "name": token.name, "expiry": token.expiry.isoformat()},
+        message=f"API token {token.name!r} issued to {token.user.get_username()}, expires {token.expiry:%Y-%m-%d %H:%M}",
+    )
+
+
+def api_token_revoked(*, actor: Actor, token: models.Model, reason: str) -> AuditEvent:
+    return _append(
+        actor=actor, action=AuditAction.API_TOKEN_REVOKED, target=token,
+        before={"user": token.user.get_username(), "name": token.name, "expiry": token.expiry.isoformat()},
+        message=f"API token {token.name!r} of {token.user.get_username()} revoked: {reason}",
     )
 
 

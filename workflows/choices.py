@@ -76,3 +76,7 @@ class AuditAction(models.TextChoices):
     OBJECT_CREATED = "object.created", "Configuration object created"
     OBJECT_CHANGED = "object.changed", "Configuration object changed"
     OBJECT_DELETED = "object.deleted", "Configuration object deleted"
+    SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"
+    SIGNIN_UNLOCKED = "signin.unlocked", "Sign-in unlocked"
+    API_TOKEN_ISSUED = "api_token.issued", "API token issued"
+    API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"

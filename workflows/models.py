@@ -13,9 +13,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+from knox.models import AbstractAuthToken
 
 from deployments.models import Application, Environment, Package, Project, Revision
 from deployments.specs import DeploySpec, canonical_sha256
+from paas_site import outbound
 from paas_site.crypto import EncryptedTextField
 
 from . import chain
@@ -342,6 +344,9 @@ class ProjectWebhook(models.Model):
     def clean(self) -> None:
         if not isinstance(self.events, list) or not set(self.events) <= set(WebhookEvent.values):
             raise ValidationError({"events": f"must be a list of: {', '.join(WebhookEvent.values)}."})
+        problem = outbound.url_check(self.url)  # early word for a literal address; names are checked on connect
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class CiToken(models.Model):
@@ -477,3 +482,26 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return self.last_hash
+
+
+class ApiToken(AbstractAuthToken):
+    """A user's API token (django-rest-knox): named, expiring; only its SHA-512 digest is stored.
+
+    ``token_key`` (knox's lookup prefix) is part of the token: it is never shown, in the admin or anywhere.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=100)
+    expiry = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["user", "expiry"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} API token {self.name}"
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry <= timezone.now()

@@ -1,4 +1,3 @@
-import csv
 import io
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -7,6 +6,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
+
+from paas_site.spreadsheet import csv_write
 
 from .. import selectors, services
 from ..reports import report_as_dict, report_csv_rows
@@ -70,7 +71,7 @@ class CSVRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerows(data)
+        csv_write(buffer, data)
         return buffer.getvalue().encode(self.charset)
 
 

@@ -1,21 +1,22 @@
-"""PowerDNS Authoritative Server through its HTTP API (v1), with the standard library only.
+"""PowerDNS Authoritative Server through its HTTP API (v1), over the guarded client (``paas_site.outbound``).
 
 ``GET /api/v1/servers/{server}/zones/{zone}`` reads record sets (``?rrset_name=``
 narrows them to one name); ``PATCH`` with ``changetype`` ``REPLACE``/``DELETE``
 changes them in one transaction and answers 204. Connection failures,
 timeouts, 429 and 5xx are :class:`TransientError`; a rejected API key, a
 missing zone and refused changes (422, with PowerDNS's own reason) are
-:class:`PermanentError`. The API key travels only in the ``X-API-Key`` header.
+:class:`PermanentError`. The API key travels only in the ``X-API-Key`` header, and only to the
+API URL's host: a redirect is never followed.
 """
-import http.client
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import requests
+
 from paas_site.errors import PermanentError, TransientError
+from paas_site.outbound import GuardedSession, OutboundRefused, unreachable
 
 from . import RRset, RRsetKey, ZoneAccess
 
@@ -59,19 +60,21 @@ class PowerDNSProvider:
         zone = self.zone.name
         if not url.startswith(("http://", "https://")):
             raise PermanentError(f"DNS zone {zone} has no usable PowerDNS API URL ({self.zone.api_url!r}).")
-        request = urllib.request.Request(
-            url, method=method, data=json.dumps(body).encode() if body is not None else None,
-            headers={"X-API-Key": self.zone.api_key, "Accept": "application/json", "Content-Type": "application/json"},
-        )
+        headers = {"X-API-Key": self.zone.api_key, "Accept": "application/json", "Content-Type": "application/json"}
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) checked above)
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            raise self._http_error(exc.code, exc.read()) from None
-        except urllib.error.URLError as exc:
-            raise TransientError(f"DNS provider {zone} unavailable: {exc.reason}") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise TransientError(f"DNS provider {zone} unavailable: {exc or type(exc).__name__}") from None
+            with GuardedSession() as session:  # no redirect is followed: the key goes to the API URL's host only
+                response = session.request(method, url, data=json.dumps(body).encode() if body is not None else None,
+                                           headers=headers, timeout=self.timeout, allow_redirects=False)
+        except OutboundRefused as exc:
+            raise OutboundRefused(f"DNS provider {zone}: {exc.message}") from None
+        except requests.RequestException as exc:
+            raise unreachable(f"DNS provider {zone}", exc) from None
+        if 300 <= response.status_code < 400:
+            raise PermanentError(f"DNS provider {zone} answered with a redirect (HTTP {response.status_code}), which "
+                                 "is not followed: point the zone's API URL at the PowerDNS API itself.")
+        if response.status_code >= 400:
+            raise self._http_error(response.status_code, response.content)
+        payload = response.content
         if not payload:
             return None
         try:

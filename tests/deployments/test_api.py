@@ -1,7 +1,6 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 
 from deployments.models import Application, Cluster
 from tests.deployments.factories import (
@@ -12,6 +11,7 @@ from tests.deployments.factories import (
     ProjectFactory,
     UserFactory,
 )
+from workflows.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -241,6 +241,6 @@ def grow(project, n: int) -> None:
 
 
 def test_token_auth_header_works(api, developer):
-    token = Token.objects.create(user=developer)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = ApiToken.objects.create(user=developer, name="test")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert api.get("/api/v1/projects/").json()["results"][0]["slug"] == "shop"

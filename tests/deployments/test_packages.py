@@ -87,8 +87,8 @@ def test_redirects_are_followed_only_to_allowed_hosts(files):
 
     with package_download(f"{files.base}/latest.war", sha256=SHA) as package:
         assert package.name == "latest.war"
-    with pytest.raises(PermanentError, match="redirects to http://169.254.169.254/latest/meta-data, which host "
-                                             "169.254.169.254 is not allowed"):
+    with pytest.raises(PermanentError, match="redirects to http://169.254.169.254/latest/meta-data, which points at "
+                                             "an address refused by the outbound policy"):
         with package_download(f"{files.base}/escape.war"):
             pass
 

@@ -91,7 +91,7 @@ def test_a_zone_missing_on_the_server_is_a_permanent_error_naming_it(pdns_zone):
 def test_a_stopped_server_is_a_transient_error_and_works_again_once_started(provider, pdns_zone):
     pdns_zone.stop()
     try:
-        with pytest.raises(TransientError, match="DNS provider internal.test. unavailable: .*refused"):
+        with pytest.raises(TransientError, match=r"^DNS provider internal.test. unreachable$"):  # no socket detail
             provider.apply(replace=[RRset(NAME, "A", 60, ("10.0.0.10",))])
     finally:
         pdns_zone.start()
@@ -114,7 +114,7 @@ def test_a_server_that_never_answers_is_a_transient_error():
         url = f"http://127.0.0.1:{hung.getsockname()[1]}"
         provider = PowerDNSProvider(ZoneAccess(name="internal.test.", api_url=url, api_key="k"), timeout=0.3)
 
-        with pytest.raises(TransientError, match="DNS provider internal.test. unavailable: .*timed out"):
+        with pytest.raises(TransientError, match=r"^DNS provider internal.test. unreachable$"):
             provider.rrsets()
 
 
@@ -139,3 +139,26 @@ def test_a_server_error_is_a_transient_error():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- the outbound policy -------------------------------------------------------------------
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirecting_api_never_sends_the_key_elsewhere(http_peer, status):
+    elsewhere = http_peer(lambda request: (200, {"Content-Type": "application/json"}, b"{}"), host="127.0.0.2")
+    front = http_peer(lambda request: (status, {"Location": f"{elsewhere.url}{request.path}"}, b""))
+    provider = PowerDNSProvider(ZoneAccess(name="internal.test.", api_url=front.url, api_key="pdns-key"))
+
+    with pytest.raises(PermanentError, match=rf"answered with a redirect \(HTTP {status}\), which is not followed"):
+        provider.rrsets()
+    with pytest.raises(PermanentError, match="not followed"):
+        provider.apply(replace=[RRset(NAME, "A", 60, ("10.0.0.10",))])
+    assert elsewhere.connections == 0
+    assert [headers.get("X-API-Key") for _, _, headers in front.requests] == ["pdns-key", "pdns-key"]
+
+
+def test_an_api_on_a_refused_address_gets_no_connection(settings, pdns_zone):
+    settings.SLIPWAY_OUTBOUND_ALLOW = []  # the real pdns_server listens on loopback
+    provider = PowerDNSProvider(ZoneAccess(name=pdns_zone.zone, api_url=pdns_zone.api_url, api_key=pdns_zone.api_key))
+
+    with pytest.raises(PermanentError, match=r"DNS provider internal\.test\.: .*refused by the outbound policy"):
+        provider.rrsets()

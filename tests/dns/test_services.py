@@ -227,10 +227,10 @@ def test_a_provider_outage_is_recorded_and_raised_as_transient_then_publish_succ
     published_in(zone)
     pdns_zone.stop()
     try:
-        with pytest.raises(TransientError, match="DNS provider internal.test. unavailable"):
+        with pytest.raises(TransientError, match="DNS provider internal.test. unreachable"):
             publish(api_app, prod)
         failed = Record.objects.get(type="A")
-        assert failed.status == "error" and "unavailable" in failed.last_error
+        assert failed.status == "error" and "unreachable" in failed.last_error
     finally:
         pdns_zone.start()
 

@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 
 from paas_site.celery import app as celery_app
+from tests.conftest import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[2]
 # Short leases so the reaper re-drives a dead worker's step within seconds.
@@ -61,6 +62,7 @@ class WorkerProcess:
             "SLIPWAY_VERIFY_POLL_SECONDS": "0.05",
             "SLIPWAY_RETRY_BASE_SECONDS": "0.2",
             "SLIPWAY_RETRY_MAX_SECONDS": "0.5",
+            "SLIPWAY_OUTBOUND_ALLOW": ",".join(LOOPBACK),  # as the test process allows it (tests/conftest.py)
             **env,
         }
         pool = ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]

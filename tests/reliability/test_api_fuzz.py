@@ -14,7 +14,6 @@ from django.core import signals
 from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, settings
-from rest_framework.authtoken.models import Token
 
 from deployments.models import Environment
 from dns.models import EnvironmentZone
@@ -22,7 +21,7 @@ from paas_site.wsgi import application
 from tests.deployments.factories import ApplicationFactory, ClusterFactory, MembershipFactory, ProjectFactory, UserFactory
 from tests.dns.factories import ZoneFactory
 from tests.workflows.factories import file_release
-from workflows.models import CiToken, ProjectWebhook
+from workflows.models import ApiToken, CiToken, ProjectWebhook
 
 EXAMPLES = int(os.environ.get("SLIPWAY_FUZZ_EXAMPLES", "8"))
 RIVAL_MARKERS = ("rivalcorp", "zebra-ledger")  # the other project's slug and application
@@ -75,7 +74,7 @@ def tokens(db, keep_test_transaction):
         CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(ci_token), prefix="fuzz-ci",
                                owner=roles["admin"], expires_at=timezone.now() + timedelta(days=1))
         file_release(actor=roles["admin"], application=app, environment=prod)
-    return {role: Token.objects.create(user=user).key for role, user in roles.items()}
+    return {role: ApiToken.objects.create(user=user, name="fuzz")[1] for role, user in roles.items()}
 
 
 @pytest.mark.django_db

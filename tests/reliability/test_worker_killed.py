@@ -46,8 +46,9 @@ def clusters():
 
 
 @pytest.fixture
-def stalling_registry(registry):
+def stalling_registry(registry, settings):
     proxy = StallingProxy(registry.host)
+    settings.SLIPWAY_REGISTRIES = [*settings.SLIPWAY_REGISTRIES, proxy.host]  # releases name images on it
     yield proxy
     proxy.stop()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -44,8 +45,8 @@ from tests.deployments.factories import (
 from tests.dns.factories import EnvironmentZoneFactory, ZoneFactory
 from tests.workflows.factories import PINNED, file_release
 from workflows.choices import ReleaseState
-from workflows.models import AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release
-from workflows.services import ci_tokens
+from workflows.models import ApiToken, AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release
+from workflows.services import ci_tokens, signin
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -169,9 +170,21 @@ class ViewCase:
     target: str = ""  # the audited model, when it is not the one acted on
 
 
+def failed_sign_ins() -> AccessAttempt:
+    return AccessAttempt.objects.create(username="walk-locked", ip_address="10.0.0.9", user_agent="walk",
+                                        path_info="/login/", failures_since_start=9, get_data="", post_data="",
+                                        http_accept="*/*")
+
+
+def api_token(user=None) -> ApiToken:
+    return signin.api_token_issue(user=user or UserFactory(), name="laptop")[0]
+
+
 ACTION_CASES: dict[tuple[type[models.Model], str], ViewCase] = {
     (Record, "publish_again"): ViewCase(make=record_out_of_date),
     (CiToken, "revoke"): ViewCase(make=ci_token),
+    (AccessAttempt, "unlock"): ViewCase(make=failed_sign_ins),
+    (ApiToken, "revoke"): ViewCase(make=api_token),
 }
 # Actions that only read: they answer with a file and change nothing.
 READ_ONLY_ACTIONS = {
@@ -335,11 +348,8 @@ def schema_write_operations() -> list[tuple[str, str, str]]:
             for method, op in ops.items() if method in ("post", "put", "patch", "delete")]
 
 
-# Operations that change no governed state.
-READ_ONLY_OPERATIONS = {
-    "v1_auth_token_create": "token login: exchanges a password for the user's API token; it grants nothing "
-                            "the password did not, and changes no project, release or configuration",
-}
+# Operations that change no governed state (none today: even signing in issues an audited API token).
+READ_ONLY_OPERATIONS: dict[str, str] = {}
 
 
 @dataclass
@@ -521,6 +531,12 @@ API_CASES: dict[str, ApiCase] = {
     "v1_environments_destroy": ApiCase("admin", lambda w: (
         f"/api/v1/environments/{EnvironmentFactory(name='walk-e').name}/", None), "deployments.environment"),
     "v1_hooks_ci_create": ApiCase("anonymous", ci_hook, "workflows.release"),
+    "v1_auth_token_create": ApiCase("anonymous", lambda w: ("/api/v1/auth/token/", {
+        "username": "walk-developer", "password": "correct horse battery staple", "name": "cli"}), "workflows.apitoken"),
+    "v1_auth_tokens_create": ApiCase("developer", lambda w: ("/api/v1/auth/tokens/", {"name": "laptop"}),
+                                     "workflows.apitoken"),
+    "v1_auth_tokens_destroy": ApiCase("developer", lambda w: (
+        f"/api/v1/auth/tokens/{api_token(w.roles['developer']).id}/", None), "workflows.apitoken"),
     "v1_projects_ci_tokens_create": ApiCase("maintainer", lambda w: (
         "/api/v1/projects/shop/ci-tokens/", {"name": "jenkins", "expires_in_days": 30}), "workflows.citoken"),
     "v1_projects_ci_tokens_revoke_create": ApiCase("maintainer", lambda w: (

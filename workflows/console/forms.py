@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import MaxValueValidator
 from django.db.models import QuerySet
 
 from deployments.models import Application, Environment, Project
@@ -239,3 +240,21 @@ class CostFilterForm(forms.Form):
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: a name, and a lifetime in days (blank: the default, ``SLIPWAY_API_TOKEN_SECONDS``)."""
+
+    name = forms.CharField(max_length=100, help_text="To tell your tokens apart, e.g. the script that uses it.")
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)", required=False, min_value=1,
+        help_text="Blank: the default lifetime. At most SLIPWAY_API_TOKEN_MAX_SECONDS.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        maximum = settings.SLIPWAY_API_TOKEN_MAX_SECONDS // 86400
+        self.fields["expires_in_days"].max_value = maximum
+        self.fields["expires_in_days"].validators.append(MaxValueValidator(maximum))
+        self.fields["expires_in_days"].widget.attrs["max"] = maximum
+        self.fields["expires_in_days"].help_text = f"Blank: the default lifetime; at most {maximum} days."

@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import applications, common, costs, releases
+from .views import applications, common, costs, releases, tokens
 
 app_name = "console"
 
@@ -28,4 +28,6 @@ urlpatterns = [
     path("approvals/", releases.approval_queue, name="approvals"),
     path("costs/", costs.cost_report, name="costs"),
     path("costs/export.csv", costs.cost_report_csv, name="costs-csv"),
+    path("tokens/", tokens.api_tokens, name="api-tokens"),
+    path("tokens/<int:token_id>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
 ]

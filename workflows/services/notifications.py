@@ -1,14 +1,18 @@
-"""Outgoing webhooks on release events: signed, retried, never blocking the pipeline."""
+"""Outgoing webhooks on release events: signed, retried, never blocking the pipeline.
+
+Deliveries go through the guarded client (``paas_site.outbound``); redirects are not followed, so the
+signature only ever reaches the webhook's own host.
+"""
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 
+import requests
 from django.db import transaction
 from django.utils import timezone
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.outbound import GuardedSession, OutboundRefused, unreachable
 
 from ..models import ProjectWebhook, Release
 
@@ -43,19 +47,25 @@ def webhook_deliver(*, webhook_id: int, payload: dict) -> int:
     """POST one signed notification; ``TransientError`` asks the task to retry."""
     hook = ProjectWebhook.objects.get(id=webhook_id)
     body = json.dumps(payload, sort_keys=True).encode()
-    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+    headers = {
         "Content-Type": "application/json", SIGNATURE_HEADER: signature(hook.secret, body),
         "User-Agent": "Slipway-Webhook/1",
-    })
+    }
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 (model-validated http(s) URL)
-            return response.status
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500 or exc.code == 429:
-            raise TransientError(f"webhook {hook.url} answered HTTP {exc.code}") from None
-        raise PermanentError(f"webhook {hook.url} refused the notification: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"webhook {hook.url} unreachable: {getattr(exc, 'reason', exc)}") from None
+        with GuardedSession() as session:  # a redirect is not followed: the signature stays with the hook's host
+            with session.post(hook.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False,
+                              stream=True) as response:
+                status = response.status_code
+    except OutboundRefused as exc:
+        raise OutboundRefused(f"webhook {hook.url}: {exc.message}") from None
+    except requests.RequestException as exc:
+        raise unreachable(f"webhook {hook.url}", exc) from None
+    if status >= 500 or status == 429:
+        raise TransientError(f"webhook {hook.url} answered HTTP {status}")
+    if status >= 300:
+        raise PermanentError(f"webhook {hook.url} refused the notification: HTTP {status}"
+                             + (" (a redirect, not followed)" if status < 400 else ""))
+    return status
 
 
 def budget_alerts_notify() -> int:

@@ -15,7 +15,7 @@ from deployments.packages import SHA256, package_url_check
 from deployments.permissions import Action, project_require
 from deployments.services import build_repository, package_upload
 from deployments.specs import DeploySpec
-from deployments.validators import validate_image_reference
+from deployments.validators import validate_image_reference, validate_image_registry
 from paas_site.actors import POLICY, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, Conflict, invalid_fields
@@ -293,6 +293,7 @@ def _artifact_check(application: Application, artifact: Artifact) -> Artifact:
                                    "from).", extra={"fields": {"image": ["This field is required."]}})
         try:
             validate_image_reference(image)
+            validate_image_registry(image)
         except ValidationError as exc:
             _invalid("image", exc.messages[0])
         return Artifact(image, None, "", "")

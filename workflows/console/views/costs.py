@@ -1,5 +1,4 @@
 """The monthly cost report: per project and per day, as tables and SVG charts, and as CSV."""
-import csv
 import dataclasses
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ from billing.reports import Report, report_csv_rows
 from billing.selectors import cost_per_day, monthly_report
 from deployments.selectors import project_list
 from paas_site.errors import ApplicationError
+from paas_site.spreadsheet import csv_write
 
 from ..charts import bar_chart, top_with_rest
 from ..forms import CostFilterForm
@@ -62,5 +62,5 @@ def cost_report_csv(request: HttpRequest) -> HttpResponse:
     name = f"slipway-costs-{report.start:%Y-%m}{f'-{project.slug}' if project else ''}.csv"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
-    csv.writer(response, lineterminator="\r\n").writerows(report_csv_rows(report))
+    csv_write(response, report_csv_rows(report))
     return response

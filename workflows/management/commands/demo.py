@@ -53,6 +53,12 @@ class Command(BaseCommand):
         broker_url, embedded = self.broker()
         # The sample release is filed from this process; Celery reads the variable before its settings.
         os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = broker_url
+        # everything the demo runs listens on loopback: allowed through the outbound policy's setting
+        os.environ.setdefault("SLIPWAY_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
+        settings.SLIPWAY_OUTBOUND_ALLOW = os.environ["SLIPWAY_OUTBOUND_ALLOW"].split(",")
+        # the seeded prebuilt application names this stand-in registry (its releases are digest-pinned)
+        os.environ.setdefault("SLIPWAY_REGISTRIES", "registry.example.com")
+        settings.SLIPWAY_REGISTRIES = os.environ["SLIPWAY_REGISTRIES"].split(",")
         registry = self.registry_config(registry_port)
         if registry:
             # the worker pushes built images there; this process seeds the base images into it
