@@ -68,6 +68,10 @@ class PriceBookAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.price_book_delete(actor=request.user, price_book_id=obj.id)
 
+    def delete_queryset(self, request, queryset):
+        for price_book in queryset:  # "delete selected": each one through the audited service
+            self.delete_model(request, price_book)
+
 
 class BudgetAlertInline(admin.TabularInline):
     model = BudgetAlert
@@ -77,6 +81,9 @@ class BudgetAlertInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # alerts are recorded by budgets_check, never edited
 
 
 @admin.register(Budget)
@@ -97,6 +104,10 @@ class BudgetAdmin(ProjectRuleAdmin):
 
     def delete_model(self, request, obj):
         services.budget_delete(actor=request.user, budget_id=obj.id)
+
+    def delete_queryset(self, request, queryset):
+        for budget in queryset:  # "delete selected": each one through the audited service
+            self.delete_model(request, budget)
 
 
 @admin.action(description="Export CSV")

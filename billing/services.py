@@ -122,7 +122,7 @@ def budget_update(*, actor: Actor, budget_id: int, data: dict[str, Any]) -> Budg
 def budget_delete(*, actor: Actor, budget_id: int) -> None:
     budget = row_lock(Budget.objects.select_related("project"), budget_id)
     project_require(actor, Action.MANAGE_BUDGETS, budget.project)
-    changes.recorder().object_deleted(actor=actor, obj=budget, before=changes.recorder().snapshot(budget))
+    changes.deletion_record(actor=actor, obj=budget)  # and its alerts
     budget.delete()
 
 

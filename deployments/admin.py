@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html
 
 from paas_site.errors import ApplicationError
 
@@ -36,7 +38,7 @@ class AuditedAdmin(admin.ModelAdmin):
             changes.recorder().object_created(actor=request.user, obj=obj)
 
     def delete_model(self, request, obj):
-        changes.recorder().object_deleted(actor=request.user, obj=obj, before=changes.recorder().snapshot(obj))
+        changes.deletion_record(actor=request.user, obj=obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
@@ -109,9 +111,28 @@ class ProjectRuleAdmin(admin.ModelAdmin):
 
 
 class ProjectMembershipInline(admin.TabularInline):
+    """Read-only: memberships are added and changed on their own admin page, the one audited door
+    (an inline formset would save them behind ``AuditedAdmin``, which records the parent only)."""
+
     model = ProjectMembership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at", "edit_link"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="edit")
+    def edit_link(self, membership: ProjectMembership) -> str:
+        url = reverse("admin:deployments_projectmembership_change", args=[membership.pk])
+        return format_html('<a href="{}">change or remove</a>', url)
 
 
 @admin.register(Project)
@@ -119,6 +140,14 @@ class ProjectAdmin(AuditedAdmin):
     list_display = ["slug", "name", "cost_center", "created_at"]
     search_fields = ["slug", "name", "cost_center"]
     inlines = [ProjectMembershipInline]
+    readonly_fields = ["add_membership"]
+
+    @admin.display(description="memberships")
+    def add_membership(self, project: Project) -> str:
+        if not project.pk:
+            return "Add members once the project is saved."
+        url = reverse("admin:deployments_projectmembership_add")
+        return format_html('<a href="{}?project={}">Add a member</a>', url, project.pk)
 
     # As in the API: a project's maintainers change it; only platform admins create or delete projects.
     def has_add_permission(self, request) -> bool:
@@ -299,3 +328,6 @@ class PackageAdmin(ReadOnlyAdmin):
     search_fields = ["filename", "sha256", "project__slug"]
     list_select_related = ["project", "uploaded_by"]
     readonly_fields = [f.name for f in Package._meta.fields]
+
+
+from . import auth_admin  # noqa: E402,F401  (users and groups: the audited replacements of the stock admins)

@@ -36,6 +36,7 @@ DEPLOY = SystemActor("deploy")  # what a deploy creates besides the manifests (m
 DNS = SystemActor("dns")  # publishing and reconciling DNS records
 BILLING = SystemActor("billing")  # metering, rating, budget alerts
 BASE_IMAGES_SEED = SystemActor("base_images_seed")  # the base_images_seed command
+SEED_DEMO = SystemActor("seed_demo")  # the seed_demo command (demo data, DEBUG only)
 SIGNIN = SystemActor("signin")  # sign-in lockouts (django-axes)
 
 

@@ -78,7 +78,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "deployments.admin_site.SlipwayAdminConfig",  # django.contrib.admin, with an audited password change
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -75,13 +75,18 @@ class WorkflowsAdmin(admin.ModelAdmin):
 
 
 class AuditedAdmin(WorkflowsAdmin):
-    """Records each save in the audit trail (the admin saves inside a transaction)."""
+    """Records each save in the audit trail (the admin saves inside a transaction), once the form's
+    many-to-many fields are saved too."""
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        before = audit.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
+        obj._audit_before = audit.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
         if change:
-            audit.object_changed(actor=request.user, obj=obj, before=before)
+            audit.object_changed(actor=request.user, obj=obj, before=obj._audit_before)
         else:
             audit.object_created(actor=request.user, obj=obj)
 
@@ -355,6 +360,8 @@ class CiTokenForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk:  # a saved token's page shows it read-only: nothing of it can change
+            self.fields.pop("expires_in_days", None)
         if "expires_in_days" in self.fields:
             self.fields["expires_in_days"].initial = settings.SLIPWAY_CI_TOKEN_DEFAULT_DAYS
             self.fields["expires_in_days"].max_value = settings.SLIPWAY_CI_TOKEN_MAX_DAYS

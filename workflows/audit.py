@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -184,11 +185,23 @@ def object_deleted(*, actor: Actor, obj: models.Model, before: dict[str, Any]) -
                    before=before, message=f"{obj._meta.verbose_name} {obj} deleted")
 
 
+def password_changed(*, actor: Actor, user: AbstractBaseUser) -> AuditEvent:
+    """A user's password was set or disabled; the event holds neither the password nor its hash."""
+    outcome = "changed" if user.has_usable_password() else "disabled"
+    return _append(actor=actor, action=AuditAction.OBJECT_CHANGED, target=user, after={"password": outcome},
+                   message=f"{user._meta.verbose_name} {user}: password {outcome}")
+
+
+# A user's password hash is a credential, and its last sign-in is bookkeeping: neither is recorded.
+USER_UNRECORDED_FIELDS = {"password", "last_login"}
+
+
 def snapshot(obj: models.Model) -> dict[str, Any]:
     """A JSON-safe picture of a model's fields; secrets appear only as a keyed marker."""
     picture: dict[str, Any] = {}
+    skipped = USER_UNRECORDED_FIELDS if isinstance(obj, AbstractBaseUser) else set()
     for field in obj._meta.concrete_fields:
-        if getattr(field, "auto_now", False):
+        if getattr(field, "auto_now", False) or field.name in skipped:
             continue  # bookkeeping, not configuration
         value = getattr(obj, field.attname)
         if isinstance(field, EncryptedTextField):

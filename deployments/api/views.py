@@ -44,8 +44,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
     @transaction.atomic
     def perform_destroy(self, instance):
         self.authorize("delete", instance)
-        before = changes.recorder().snapshot(instance)
-        changes.recorder().object_deleted(actor=self.request.user, obj=instance, before=before)
+        changes.deletion_record(actor=self.request.user, obj=instance)
         instance.delete()
 
 

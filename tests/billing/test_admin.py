@@ -8,7 +8,7 @@ import pytest
 
 from billing import services
 from billing.models import CostRecord, PriceBook
-from tests.billing.factories import PriceBookFactory, UsageSampleFactory
+from tests.billing.factories import BudgetFactory, PriceBookFactory, UsageSampleFactory
 from tests.deployments.factories import EnvironmentFactory
 from workflows.models import AuditEvent
 
@@ -65,3 +65,18 @@ def test_admin_price_book_form_refuses_overlaps_and_audits_saves(client, staff):
     assert refused.status_code == 200 and "overlaps price book" in refused.content.decode()
     assert accepted.status_code == 302 and PriceBook.objects.get().name == "new"
     assert AuditEvent.objects.filter(target_type="billing.pricebook", actor="user:ops").exists()
+
+
+@pytest.mark.parametrize("kind", ["pricebook", "budget"])
+def test_delete_selected_goes_through_the_audited_service(client, staff, project, kind):
+    rows = ([PriceBookFactory(), PriceBookFactory()] if kind == "pricebook"
+            else [BudgetFactory(project=project), BudgetFactory(project=project, month=date(2026, 4, 1))])
+    client.force_login(staff)
+
+    response = client.post(f"/admin/billing/{kind}/", {
+        "action": "delete_selected", "_selected_action": [row.pk for row in rows], "post": "yes"})
+
+    assert response.status_code == 302 and not type(rows[0]).objects.exists()
+    deleted = AuditEvent.objects.filter(action="object.deleted", target_type=f"billing.{kind}")
+    assert sorted(deleted.values_list("target_id", flat=True)) == sorted(str(row.pk) for row in rows)
+    assert set(deleted.values_list("actor", flat=True)) == {f"user:{staff.username}"}

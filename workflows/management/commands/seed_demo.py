@@ -1,18 +1,32 @@
-"""Demo data: users for each role, a project, clusters, environments, applications, DNS zone, prices."""
+"""Demo data: users for each role, a project, clusters, environments, applications, DNS zone, prices.
+
+Running it again resets the demo users' passwords and flags, the environments' approval
+policies and the clusters' credentials, so it runs only with ``DEBUG`` and records
+one audit event per object it creates or changes (and one per password it resets):
+an auditor sees which field was reset from what to what, as after an admin edit,
+which a single summary event per run could not show. Objects it leaves as they
+were get no event.
+"""
 import secrets
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.management.base import BaseCommand, CommandError
+from django.db import models, transaction
 from django.utils import timezone
 
 from billing.models import PriceBook
 from deployments.choices import FINANCE_GROUP, Role
 from deployments.models import Application, BaseImage, Cluster, Environment, Project, ProjectMembership
 from dns.models import EnvironmentZone, Zone
+from paas_site.actors import SEED_DEMO
+from workflows import audit
+
+ACTOR = SEED_DEMO
 
 DEMO_USERS = [
     # username, role in the demo project, is staff
@@ -26,10 +40,36 @@ DEMO_USERS = [
 
 def approvers_group() -> Group:
     """Admin access for signing off: view releases and their audit trail (the services check the rest)."""
-    group, _ = Group.objects.get_or_create(name="approvers")
+    group, created = Group.objects.get_or_create(name="approvers")
+    before = None if created else audit.snapshot(group)
     group.permissions.set(Permission.objects.filter(
         content_type__app_label="workflows", codename__in=["view_release", "view_auditevent"]
     ))
+    record(group, before)
+    return group
+
+
+def record(obj: models.Model, before: dict[str, Any] | None) -> None:
+    """Audit what seeding did to ``obj``: created (``before`` is None), changed, or nothing."""
+    if before is None:
+        audit.object_created(actor=ACTOR, obj=obj)
+    elif audit.snapshot(obj) != before:
+        audit.object_changed(actor=ACTOR, obj=obj, before=before)
+
+
+def upsert(model: type[models.Model], *, defaults: dict[str, Any], **lookup: Any) -> models.Model:
+    """``update_or_create`` that audits what it did."""
+    existing = model.objects.select_for_update().filter(**lookup).first()
+    before = None if existing is None else audit.snapshot(existing)
+    obj, _ = model.objects.update_or_create(defaults=defaults, **lookup)
+    record(obj, before)
+    return obj
+
+
+def group_named(name: str) -> Group:
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        record(group, None)
     return group
 
 
@@ -41,14 +81,25 @@ class Command(BaseCommand):
         parser.add_argument("--sandbox-token", default="sandbox-token", help="Bearer token the sandbox expects.")
         parser.add_argument("--password", help="Use this password for every demo user instead of random ones.")
 
-    @transaction.atomic
     def handle(self, *args, sandbox_url, sandbox_token, password, **options):
-        project, _ = Project.objects.update_or_create(
-            slug="shop", defaults={"name": "Web shop", "cost_center": "CC-4711", "description": "Demo project."}
+        if not settings.DEBUG:  # before anything touches the database
+            raise CommandError("seed_demo resets demo passwords, approval policies and cluster credentials: "
+                               "it runs only with DEBUG on.")
+        with transaction.atomic():
+            passwords = self.seed(sandbox_url=sandbox_url, sandbox_token=sandbox_token, password=password)
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (user / password / role):"))
+        for username, role, staff in DEMO_USERS:
+            label = "platform admin" if staff else (role.label.lower() if role else "finance")
+            self.stdout.write(f"  {username:10} {passwords[username]:14} {label}")
+
+    def seed(self, *, sandbox_url: str, sandbox_token: str, password: str | None) -> dict[str, str]:
+        project = upsert(
+            Project, slug="shop", defaults={"name": "Web shop", "cost_center": "CC-4711", "description": "Demo project."}
         )
         passwords = {}
         for username, role, staff in DEMO_USERS:
-            user, _ = get_user_model().objects.get_or_create(username=username)
+            user, created = get_user_model().objects.get_or_create(username=username)
+            before = None if created else audit.snapshot(user)
             # approvers sign off in the admin: staff (admin access) without platform-wide rights
             user.is_staff = staff or role == Role.APPROVER
             user.is_superuser = staff
@@ -57,47 +108,52 @@ class Command(BaseCommand):
             user.email = f"{username}@example.com"
             user.save()
             if role:
-                ProjectMembership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+                upsert(ProjectMembership, project=project, user=user, defaults={"role": role})
             if username == "finance":
-                user.groups.add(Group.objects.get_or_create(name=FINANCE_GROUP)[0])
+                user.groups.add(group_named(FINANCE_GROUP))
             if role == Role.APPROVER:
                 user.groups.add(approvers_group())
+            record(user, before)
+            audit.password_changed(actor=ACTOR, user=user)
 
         clusters = {}
         for name, address in (("sandbox", "127.0.0.10"), ("sandbox-prod", "127.0.0.20")):
-            clusters[name], _ = Cluster.objects.update_or_create(
+            clusters[name] = upsert(
+                Cluster,
                 name=name,
                 defaults={
                     "api_server": sandbox_url, "auth_method": "token", "token": sandbox_token,
                     "ingress_address": address, "labels": {"purpose": "demo"},
                 },
             )
-        zone, _ = Zone.objects.update_or_create(
-            name="apps.slipway.internal.", defaults={"provider": "local", "default_ttl": 60}
-        )
+        zone = upsert(Zone, name="apps.slipway.internal.", defaults={"provider": "local", "default_ttl": 60})
         for rank, (name, cluster, approvals) in enumerate(
             (("dev", "sandbox", 0), ("test", "sandbox", 1), ("prod", "sandbox-prod", 2))
         ):
-            environment, _ = Environment.objects.update_or_create(
+            environment = upsert(
+                Environment,
                 name=name,
                 defaults={"rank": rank, "cluster": clusters[cluster], "required_approvals": approvals,
                           "rollout_deadline_seconds": 60},
             )
-            EnvironmentZone.objects.update_or_create(
-                environment=environment, defaults={"zone": zone, "name_pattern": "{application}.{project}.{environment}.{zone}"}
+            upsert(
+                EnvironmentZone, environment=environment,
+                defaults={"zone": zone, "name_pattern": "{application}.{project}.{environment}.{zone}"},
             )
             if not PriceBook.objects.filter(environment=environment).exists():
-                PriceBook.objects.create(
+                record(PriceBook.objects.create(
                     name=f"{name} list prices", environment=environment, currency="EUR",
                     valid_from=timezone.now() - timedelta(days=31), cpu_core_hour=Decimal("0.031"),
                     memory_gib_hour=Decimal("0.004"), ingress_hour=Decimal("0.01"),
-                )
+                ), None)
 
-        web, _ = Application.objects.update_or_create(
-            project=project, name="web",
+        web = upsert(
+            Application, project=project, name="web",
             defaults={"base_image": BaseImage.objects.get(name="nginx"), "image": "", "port": 8080,
                       "health_path": "/", "exposed": True},
         )
+        existing = Application.objects.filter(project=project, name="api").first()
+        before = None if existing is None else audit.snapshot(existing)
         api, _ = Application.objects.update_or_create(
             project=project, name="api",
             defaults={"base_image": None, "image": "registry.example.com/shop/api", "port": 8080,
@@ -105,13 +161,10 @@ class Command(BaseCommand):
                       "autoscaling_min": 2, "autoscaling_max": 5, "autoscaling_target_cpu": 70},
         )
         api.allowed_callers.set([web])
-        Application.objects.update_or_create(
-            project=project, name="cart",
+        record(api, before)
+        upsert(
+            Application, project=project, name="cart",
             defaults={"base_image": BaseImage.objects.get(name="tomcat"), "image": "", "port": 8080,
                       "health_path": "/"},
         )
-
-        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (user / password / role):"))
-        for username, role, staff in DEMO_USERS:
-            label = "platform admin" if staff else (role.label.lower() if role else "finance")
-            self.stdout.write(f"  {username:10} {passwords[username]:14} {label}")
+        return passwords
