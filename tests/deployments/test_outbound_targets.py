@@ -12,7 +12,7 @@ from deployments.manifests import ReleaseConfig
 from deployments.packages import package_download
 from deployments.registry import RegistryClient, registry_access, resolve_digest
 from paas_site.errors import PermanentError, TransientError
-from tests.deployments.factories import ApplicationFactory, EnvironmentFactory
+from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, deploy_spec
 
 USER, PASSWORD = "slipway", "s3cret-registry-password"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -162,14 +162,16 @@ def test_a_package_redirect_to_loopback_is_refused_before_a_connection(settings,
 def deployed(db, project, sandbox_cluster):
     env = EnvironmentFactory(name="dev", cluster=sandbox_cluster, rollout_deadline_seconds=5)
     app = ApplicationFactory(project=project, name="api", replicas=1, exposed=False)
-    revision = services.deployment_apply(application_id=app.id, environment_id=env.id, image=IMAGE, release="1",
-                                         config=ReleaseConfig(env={}, files={}))
-    return app, revision
+    return app, env
 
 
-def verify(app, revision, url):
+def verify(deployed, url):
+    """Deploy with ``url`` as the smoke check (verify reads it from the revision's spec), then verify."""
+    app, env = deployed
     app.smoke_check_url = url
-    app.save()
+    app.save()  # save() runs no clean(): the URL reaches the spec as an attacker's stored one would
+    revision = services.deployment_apply(application_id=app.id, environment_id=env.id, image=IMAGE, release="1",
+                                         config=ReleaseConfig(env={}, files={}), spec=deploy_spec(app, env))
     services.deployment_verify(revision_id=revision.id, poll_interval=0.05)
 
 
@@ -180,7 +182,7 @@ def test_a_smoke_check_on_loopback_is_refused_before_a_connection(deployed, sett
     settings.SLIPWAY_OUTBOUND_ALLOW = []  # after the sandbox apply: the cluster is not a user's target
 
     with pytest.raises(PermanentError, match="smoke check .* failed: .*refused by the outbound policy"):
-        verify(*deployed, f"http://{name}:{peer.server.server_port}/health")
+        verify(deployed, f"http://{name}:{peer.server.server_port}/health")
     assert peer.connections == 0
 
 
@@ -190,7 +192,7 @@ def test_a_smoke_check_on_an_inward_address_is_refused(deployed, settings, addre
     settings.SLIPWAY_OUTBOUND_ALLOW = []
 
     with pytest.raises(PermanentError, match="refused by the outbound policy"):
-        verify(*deployed, f"http://{address}/latest/meta-data")
+        verify(deployed, f"http://{address}/latest/meta-data")
 
 
 @pytest.mark.django_db
@@ -199,14 +201,14 @@ def test_a_smoke_check_redirect_to_another_host_is_refused(deployed, http_peer):
     start = http_peer(lambda request: (302, {"Location": f"{inward.url}/admin"}, b""))
 
     with pytest.raises(PermanentError, match="redirected to another host"):
-        verify(*deployed, f"{start.url}/health")
+        verify(deployed, f"{start.url}/health")
     assert inward.connections == 0
 
 
 @pytest.mark.django_db
 def test_an_unreachable_smoke_check_names_no_socket_detail(deployed, closed_port):
     with pytest.raises(PermanentError) as caught:
-        verify(*deployed, f"http://127.0.0.1:{closed_port}/health")
+        verify(deployed, f"http://127.0.0.1:{closed_port}/health")
 
     assert caught.value.message == f"smoke check http://127.0.0.1:{closed_port}/health unreachable"
 

@@ -66,8 +66,10 @@ def test_a_tag_is_resolved_to_its_digest_at_filing_and_a_moved_tag_changes_nothi
         first, f"{registry.host}/shop/web:1.0@{first}", fingerprint)
 
 
-def test_an_unreachable_registry_is_a_503_try_again_and_files_nothing(api, developer, project, prod):
-    app = ApplicationFactory(project=project, name="web", image=f"127.0.0.1:{closed_port()}/shop/web")
+def test_an_unreachable_registry_is_a_503_try_again_and_files_nothing(api, developer, project, prod, settings):
+    unreachable = f"127.0.0.1:{closed_port()}"
+    settings.SLIPWAY_REGISTRIES = [*settings.SLIPWAY_REGISTRIES, unreachable]  # allowed, just down
+    app = ApplicationFactory(project=project, name="web", image=f"{unreachable}/shop/web")
 
     response = api.as_user(developer).post("/api/v1/releases/", {
         "application": app.id, "environment": "prod", "version": "1.0"}, format="json")
