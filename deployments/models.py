@@ -286,6 +286,11 @@ class Application(models.Model):
                     errors[limit_field] = f"must be at least {request_field} ({getattr(self, request_field)})."
             except ValidationError:
                 pass  # the field validator reports the unparsable quantity
+        if self.pk and self.releases.exists():
+            stored = type(self).objects.filter(pk=self.pk).values_list("name", flat=True).first()
+            if stored not in (None, self.name):
+                errors["name"] = (f"cannot change once {stored} has releases: its releases, revisions, cluster "
+                                  "objects and DNS name carry the name. Create a new application instead.")
         if self.smoke_check_url and outbound.url_check(self.smoke_check_url):
             errors["smoke_check_url"] = outbound.url_check(self.smoke_check_url)
         scaling = (self.autoscaling_min, self.autoscaling_max, self.autoscaling_target_cpu)

@@ -269,7 +269,8 @@ def test_a_rollback_release_snapshots_the_revision_it_restores(developer, app, p
     assert rollback.spec.replicas == 1 and rollback.cost_impact["proposed"]["replicas"] == 1
 
 
-def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_todays_rows(developer, app, prod):
+def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_todays_rows(developer, app, prod,
+                                                                                       approvers):
     import importlib
 
     from django.apps import apps
@@ -284,6 +285,7 @@ def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_today
                                     config_hash="h")
     rollback = Release.objects.create(application=app, environment=prod, version="1.0", image=old.image,
                                       config_hash="h", rollback_to=old)
+    given = Approval.objects.create(release=legacy, approver=approvers[0], decision="approve", fingerprint="old")
     filed = file_release(actor=developer, application=app, environment=prod, version="2.0")
     filed_snapshot = filed.snapshot
 
@@ -297,6 +299,8 @@ def test_the_migration_gives_existing_releases_and_revisions_a_snapshot_of_today
                                              "image": old.image, "config_hash": "h"}
     assert old.spec == filed_snapshot["spec"]
     assert filed.snapshot == filed_snapshot, "a release filed with a snapshot keeps it"
+    given.refresh_from_db()
+    assert given.voided_at is not None, "an approval of the narrower, old fingerprint no longer shows as given"
 
 
 def test_a_release_filed_before_pinning_cannot_be_approved_for_its_bare_tag(api, app, prod, approvers):
@@ -321,3 +325,20 @@ def test_a_filed_snapshot_cannot_be_saved_changed(developer, app, prod):
     assert release.spec.replicas == 1
     release.description = "other fields still change through the services"
     release.save()
+
+
+def test_an_application_with_releases_cannot_be_renamed(api, developer, app, prod):
+    """A rename would split what the snapshot deploys (old name) from what the build checks in DNS (new name)."""
+    # given an application that has a release
+    file_release(actor=developer, application=app, environment=prod)
+
+    # when a developer renames it
+    response = api.as_user(developer).patch(f"/api/v1/applications/{app.id}/", {"name": "renamed"}, format="json")
+
+    # then it is refused, naming the field, and nothing changed
+    assert response.status_code == 400, response.json()
+    assert "cannot change once" in response.json()["extra"]["fields"]["name"][0]
+    app.refresh_from_db()
+    assert app.name != "renamed"
+    assert api.as_user(developer).patch(f"/api/v1/applications/{app.id}/", {"description": "still editable"},
+                                        format="json").status_code == 200

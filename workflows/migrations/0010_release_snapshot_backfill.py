@@ -13,6 +13,7 @@ decision, whose approvers must sign off the full snapshot again.
 """
 from django.conf import settings
 from django.db import migrations
+from django.utils import timezone
 
 from deployments.specs import MiddlewareSpec, UsedInstance, spec_build
 from dns import naming
@@ -59,7 +60,9 @@ def backfill(apps, schema_editor):
     for revision in Revision.objects.filter(spec__isnull=True).select_related(*related).iterator():
         Revision.objects.filter(id=revision.id).update(spec=_spec(apps, revision.application, revision.environment,
                                                                   cache))
+    backfilled = []
     for release in Release.objects.filter(snapshot={}).select_related(*related, "rollback_to").iterator():
+        backfilled.append(release.id)
         snapshot = {"spec": _spec(apps, release.application, release.environment, cache), "captured": "migration"}
         target = release.rollback_to
         if target is not None:
@@ -67,6 +70,11 @@ def backfill(apps, schema_editor):
                                     "manifests_digest": target.manifests_digest, "image": target.image,
                                     "config_hash": target.config_hash}
         Release.objects.filter(id=release.id).update(snapshot=snapshot)
+    # Approvals of those still awaiting a decision were given for the old, narrower fingerprint: void them, so no
+    # counter shows them as given and the approvers sign off the full snapshot again.
+    apps.get_model("workflows", "Approval").objects.filter(
+        release_id__in=backfilled, release__state="requested", voided_at__isnull=True
+    ).update(voided_at=timezone.now())
 
 
 class Migration(migrations.Migration):
