@@ -205,20 +205,23 @@ def smoke_check(url: str) -> None:
 
 
 def deployment_scale(*, application_id: int, environment_id: int, replicas: int, fence: Fence = unfenced) -> int:
-    """Scale the running Deployment; with autoscaling, only within its bounds.
+    """Scale the running Deployment; with autoscaling, only within the bounds of the approved revision.
 
-    Returns the number of replicas before the change.
+    The bounds are those of the spec the live revision runs (what was approved), never of the
+    application row, which a developer may edit without a release. Returns the replicas before.
     """
     application, environment = _load(application_id, environment_id)
-    low, high = (application.autoscaling_min, application.autoscaling_max) if application.autoscaling else (0, 100)
+    live = revision_live(application=application, environment=environment)
+    if live is None:
+        raise ApplicationError(f"{application.name} is not deployed in {environment.name}.", code="not_deployed")
+    spec = revision_spec(live)
+    low, high = (spec.autoscaling_min, spec.autoscaling_max) if spec.autoscaling else (0, 100)
     if not low <= replicas <= high:
-        bounds = "autoscaling bounds" if application.autoscaling else "allowed range"
+        bounds = f"autoscaling bounds of revision #{live.number}" if spec.autoscaling else "allowed range"
         raise ApplicationError(
             f"replicas must be between {low} and {high} (the {bounds} of {application.name}).",
             extra={"fields": {"replicas": [f"must be between {low} and {high}."]}},
         )
-    if revision_live(application=application, environment=environment) is None:
-        raise ApplicationError(f"{application.name} is not deployed in {environment.name}.", code="not_deployed")
     client = cluster_client(environment.cluster)
     namespace = manifests.namespace_name(application, environment)
     before = client.read("Deployment", application.name, namespace)["spec"].get("replicas", 0)

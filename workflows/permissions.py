@@ -1,8 +1,9 @@
 """May this actor do X to this release: ``deployments.permissions`` plus the two rules a release adds.
 
 - Whoever filed a release may cancel it while they can still see its project.
-- Nobody decides on a release they filed where the environment does not allow self-approval; a release
-  filed by a CI token records the token's owner as its requester, so this holds for CI as well.
+- Nobody decides on a release they authored where the environment does not allow self-approval: they filed
+  it (a release filed by a CI token records the token's owner as its requester, so this holds for CI) or
+  changed it after filing (a maintainer who swaps a colleague's image is an author of what would run).
 
 The services call ``release_require``; the console and admin show a button only where ``release_actions``
 says the user may act now (permission and state), so no door shows what another refuses.
@@ -13,8 +14,8 @@ from deployments.permissions import Action, project_may, refusal
 from paas_site.actors import Actor, actor_user
 from paas_site.errors import NotAllowed
 
-from .choices import CANCELLABLE, ReleaseState
-from .models import Release
+from .choices import CANCELLABLE, AuditAction, ReleaseState
+from .models import AuditEvent, Release
 
 
 def release_may(actor: Actor | AnonymousUser, action: Action, release: Release) -> bool:
@@ -48,7 +49,17 @@ def _refusal(actor: Actor | AnonymousUser, action: Action, release: Release) -> 
         return None
     if not project_may(actor, action, project):
         return refusal(action, project), "permission_denied"
-    if action == Action.DECIDE and requester and not release.environment.allow_self_approval:
-        return (f"You filed release #{release.id}; {release.environment.name} does not allow approving your own "
-                "release.", "self_approval")
+    if action == Action.DECIDE and not release.environment.allow_self_approval:
+        if requester:
+            return (f"You filed release #{release.id}; {release.environment.name} does not allow approving your "
+                    "own release.", "self_approval")
+        if user is not None and _changed_by(release, user.pk):
+            return (f"You changed release #{release.id} after it was filed; {release.environment.name} does not "
+                    "allow approving your own changes.", "self_approval")
     return None
+
+
+def _changed_by(release: Release, user_id: int) -> bool:
+    """Whether the user edited the release: the audit trail is the record of who changed it."""
+    return AuditEvent.objects.filter(release_id=release.id, action=AuditAction.RELEASE_CHANGED,
+                                     actor_user_id=user_id).exists()

@@ -26,7 +26,7 @@ from ..choices import CANCELLABLE, Decision, ReleaseState, WebhookEvent
 from ..configs import config_normalize
 from ..locks import lane_lock, release_lock
 from ..models import Approval, Release
-from ..permissions import release_require
+from ..permissions import release_may, release_require
 from ..planner import approvals_missing
 from ..selectors import release_of_revision
 from . import notifications, snapshots
@@ -237,9 +237,12 @@ def _require_pinned(release: Release) -> None:
 
 
 def _approvals_missing(release: Release) -> int:
-    approvers = release.approvals.filter(
+    """Approvals still needed: an approval counts while its approver may still decide (a removed or demoted
+    approver's earlier approval no longer does)."""
+    approvals = release.approvals.filter(
         Q(voided_at__isnull=True), decision=Decision.APPROVE, fingerprint=release.fingerprint
-    ).values_list("approver_id", flat=True)
+    ).select_related("approver")
+    approvers = [a.approver_id for a in approvals if release_may(a.approver, Action.DECIDE, release)]
     return approvals_missing(required=release.environment.required_approvals, approvers=approvers)
 
 
