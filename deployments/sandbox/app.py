@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -152,7 +152,9 @@ class SandboxApp:
         self._faults = faults
         self._token = token
         self._reads = Reads(store, bookmark_interval)
-        self.requests: Counter[str] = Counter()  # API requests served, by verb (list, watch, get, patch...)
+        # The last API requests, "verb path?query" (verb: get, watch, post, put, patch, delete), so tests
+        # and benchmarks can see what a client asked for.
+        self.requests: deque[str] = deque(maxlen=2000)
         # Handlers for one object (by subresource, then HTTP method).
         self._object_handlers: dict[str | None, dict[str, Handler]] = {
             None: {"GET": self._get, "PUT": self._replace, "PATCH": self._patch, "DELETE": self._delete},
@@ -183,7 +185,7 @@ class SandboxApp:
             if fault is not None:
                 raise fault
             self._authenticate(request)
-            self.requests["watch" if watching else request.method.lower()] += 1
+            self.requests.append(f"{'watch' if watching else request.method.lower()} {request.full_path}")
         try:
             endpoint, args = _URLS.bind_to_environ(request.environ).match()
         except MethodNotAllowed as error:
@@ -216,8 +218,9 @@ class SandboxApp:
         return _json({"reset": True})
 
     def _control_state(self, request: Request) -> Response:
+        verbs = Counter(line.split(" ", 1)[0] for line in list(self.requests))
         return _json({"resourceVersion": self._store.resource_version(), "objects": self._store.counts(),
-                      "fault": self._faults.describe(), "requests": dict(self.requests)})
+                      "fault": self._faults.describe(), "requests": verbs})
 
     # Discovery
 
