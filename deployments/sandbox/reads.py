@@ -57,11 +57,11 @@ class Reads:
         if tables.wants_table(accept):
             include = tables.include_object(args.get("includeObject"))
 
-            def render(obj: dict, first: bool) -> dict:
+            def render(obj: dict) -> dict:
                 return tables.table(resource, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
                                     include)
         else:
-            def render(obj: dict, first: bool) -> dict:
+            def render(obj: dict) -> dict:
                 return obj
         lines = stream(self._store, resource, namespace, options, render, self._bookmark_interval)
         return Response(lines, mimetype="application/json", direct_passthrough=True)

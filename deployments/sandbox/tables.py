@@ -296,12 +296,8 @@ def _row(obj: dict, cells: Cells, include: str) -> dict:
     return row
 
 
-def table(resource: ResourceType, objects: list[dict], list_metadata: dict, include: str,
-          with_columns: bool = True) -> dict:
+def table(resource: ResourceType, objects: list[dict], list_metadata: dict, include: str) -> dict:
     """The Table of `objects`; `list_metadata` is the list's (resourceVersion, continue, ...)."""
     columns, cells = PRINTERS.get(resource.kind, _DEFAULT)
-    document: dict = {"kind": "Table", "apiVersion": TABLE_API_VERSION, "metadata": list_metadata}
-    if with_columns:
-        document["columnDefinitions"] = [_NAME, *columns]
-    document["rows"] = [_row(obj, cells, include) for obj in objects]
-    return document
+    return {"kind": "Table", "apiVersion": TABLE_API_VERSION, "metadata": list_metadata,
+            "columnDefinitions": [_NAME, *columns], "rows": [_row(obj, cells, include) for obj in objects]}

@@ -30,7 +30,7 @@ from .store import Store
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
-Render = Callable[[dict, bool], dict]  # (object, first event) -> the object as sent (itself, or a Table)
+Render = Callable[[dict], dict]  # an object -> the object as sent (itself, or a Table of it)
 
 
 def _line(kind: str, obj: dict) -> bytes:
@@ -65,13 +65,10 @@ def stream(store: Store, resource: ResourceType, namespace: str | None, options:
     def visible(obj: dict) -> bool:
         return (namespace is None or obj["metadata"].get("namespace") == namespace) and options.matches(obj)
 
-    first = True
-
     def send(kind: str, obj: dict) -> bytes:
-        nonlocal first
-        line, first = _line(kind, render(obj, first)), False
-        return line
+        return _line(kind, render(obj))
 
+    yield b""  # the server sends the status line and headers now, as the API server does, not with the first event
     if options.send_initial_events or (options.resource_version in ("", "0") and
                                        options.send_initial_events is None):
         items, current = store.list(resource, namespace, options.matches)
