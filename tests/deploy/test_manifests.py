@@ -163,7 +163,8 @@ def test_ingress_only_from_the_ingress_controller_and_monitoring(rendered, overl
 
     assert deny["spec"] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "slipway"}}, "policyTypes": ["Ingress"]}
     assert web["spec"]["ingress"][0]["ports"] == [{"port": "http"}]
-    sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in web["spec"]["ingress"][0]["from"]}
+    peers = web["spec"]["ingress"][0]["from"]
+    sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers}
     assert sources == {"ingress-nginx", "monitoring"}
     assert all(policy["spec"]["policyTypes"] == ["Ingress"] for policy in policies)
 
