@@ -34,6 +34,7 @@ _HOLDER = """
     SELECT a.pid, a.application_name, a.client_addr, a.backend_start
       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
 
@@ -49,8 +50,8 @@ class BeatLock:
     def _connect(self):
         wrapper = connections[self._alias]
         params = wrapper.get_connection_params()
-        # Name the session so a waiting beat (and pg_stat_activity) says who holds the lock; keepalives make a
-        # dead peer's session (and so its lock) go away on the server instead of lingering.
+        # Name the session so a waiting beat (and pg_stat_activity) says who holds the lock; TCP keepalives make
+        # a dead connection fail the watchdog's check within seconds instead of hanging it.
         params.update(application_name=f"slipway-beat@{socket.gethostname()}", keepalives=1,
                       keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         connection = wrapper.get_new_connection(params)

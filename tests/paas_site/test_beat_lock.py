@@ -102,10 +102,12 @@ def admin(database):
         yield session
 
 
-def lock_holders(admin) -> list[str]:
+def lock_holders(admin) -> list[int]:
+    """Backend pids of the sessions holding the beat lock in the test database."""
     rows = admin.execute(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
-        "'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2",
+        "SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+        "'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         [LOCK_CLASS_ID, LOCK_OBJECT_ID]).fetchall()
     return [row[0] for row in rows]
 
@@ -140,7 +142,7 @@ def test_a_beat_that_loses_its_lock_stops(start_beat, admin):
     [holder] = lock_holders(admin)
 
     # when its database session ends (a failover, a network cut, an operator)
-    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [holder])
+    admin.execute("SELECT pg_terminate_backend(%s)", [holder])
 
     # then it stops rather than run beside the next beat
     beat.wait_for("beat lock lost")
