@@ -42,3 +42,14 @@ def config_data(objects: list[dict]) -> dict[str, str]:
     """The data of the generated slipway-config ConfigMap (its name carries kustomize's hash)."""
     [config] = [obj for obj in objects if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("slipway-config-")]
     return config["data"]
+
+
+@pytest.fixture
+def database_url(django_db_setup) -> str:
+    """`DATABASE_URL` of the (migrated) test database, for Slipway processes the tests start."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.fail("these tests start Slipway's processes on PostgreSQL; run them with DATABASE_URL=postgres://…")
+    d = connection.settings_dict
+    return f"postgres://{d['USER']}:{d['PASSWORD'] or ''}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"

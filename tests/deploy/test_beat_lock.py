@@ -13,11 +13,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 
 from paas_site.beat_lock import LOCK_CLASS_ID, LOCK_OBJECT_ID
+from tests.deploy.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ACQUIRED = "beat lock acquired"
 # The beats' tasks go to an in-process broker: no test worker may ever receive one.
 BEAT_ENV = {"CELERY_BROKER_URL": "memory://", "SLIPWAY_BEAT_LOCK_WAIT_SECONDS": "0.2", "SLIPWAY_BEAT_LOCK_CHECK_SECONDS": "0.2"}
@@ -70,18 +69,8 @@ class Beat:
 
 
 @pytest.fixture
-def database(django_db_setup, django_db_blocker) -> dict:
-    """Connection settings of the test database (the beats connect to it like any Slipway process)."""
-    if connection.vendor != "postgresql":
-        pytest.fail("the beat lock is PostgreSQL's; run the tests with DATABASE_URL=postgres://…")
-    return connection.settings_dict
-
-
-@pytest.fixture
-def start_beat(database, tmp_path):
-    d = database
-    url = f"postgres://{d['USER']}:{d['PASSWORD'] or ''}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, **BEAT_ENV}
+def start_beat(database_url, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url, **BEAT_ENV}
     beats: list[Beat] = []
 
     def start() -> Beat:
@@ -94,11 +83,9 @@ def start_beat(database, tmp_path):
 
 
 @pytest.fixture
-def admin(database):
+def admin(database_url):
     """An autocommit session of our own on the test database, for what an operator (or a fault) does."""
-    d = database
-    with psycopg.connect(dbname=d["NAME"], user=d["USER"], password=d["PASSWORD"] or None,
-                         host=d["HOST"] or "127.0.0.1", port=d["PORT"] or 5432, autocommit=True) as session:
+    with psycopg.connect(database_url, autocommit=True) as session:
         yield session
 
 
