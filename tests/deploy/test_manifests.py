@@ -51,6 +51,7 @@ def test_each_overlay_runs_every_process_in_its_own_namespace(rendered, overlay)
     assert {obj["metadata"]["name"] for obj in workloads(objects)} >= SLIPWAY_WORKLOADS
     assert {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"} == {namespace}
     assert objects[0]["kind"] == "Namespace"  # applied first, so everything else has somewhere to go
+    assert objects[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -62,13 +63,14 @@ def test_no_secret_value_is_in_the_manifests(rendered, overlay):
     for workload in workloads(objects):
         for container in containers(workload):
             assert [e["name"] for e in container.get("env", []) if SECRET_SETTINGS.search(e["name"])] == []
-    for workload in workloads(find_slipway(objects)):
+    for workload in find_slipway(objects):
         for container in containers(workload):
             assert {"secretRef": {"name": "slipway-secrets"}} in container["envFrom"], workload["metadata"]["name"]
 
 
 def find_slipway(objects: list[dict]) -> list[dict]:
-    return [obj for obj in objects if obj["metadata"]["name"] in SLIPWAY_WORKLOADS]
+    """Slipway's own Deployments and Job (not the demo's PostgreSQL and Redis)."""
+    return [obj for obj in workloads(objects) if obj["metadata"]["name"] in SLIPWAY_WORKLOADS]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -85,6 +87,33 @@ def test_every_pod_runs_unprivileged_on_a_read_only_root(rendered, overlay):
             assert context["capabilities"] == {"drop": ["ALL"]}, (name, container["name"])
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), (name, container["name"])
             assert "memory" in container["resources"]["limits"], (name, container["name"])
+
+
+# Where each process writes (the root filesystem is read-only): the setting naming the place, and who writes there.
+WRITERS = {"SLIPWAY_VAR_DIR": SLIPWAY_WORKLOADS, "SLIPWAY_MEDIA_ROOT": {"slipway-web", "slipway-worker"},
+           "SLIPWAY_AUDIT_CHECKPOINT_DIR": {"slipway-worker"}}
+
+
+def volume_at(workload: dict, path: str) -> dict:
+    """The writable volume the workload's main container has mounted at or above `path`."""
+    pod = workload["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if f"{path}/".startswith(m["mountPath"] + "/")]
+    assert not mount.get("readOnly"), (workload["metadata"]["name"], path)
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return volume
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_place_slipway_writes_is_a_volume_of_the_pods_that_write_it(rendered, overlay):
+    objects = rendered[overlay]
+    config = config_data(objects)
+    by_name = {workload["metadata"]["name"]: workload for workload in find_slipway(objects)}
+    claims = {setting: {volume_at(by_name[name], config[setting]).get("persistentVolumeClaim", {}).get("claimName")
+                        for name in writers} for setting, writers in WRITERS.items()}
+
+    assert all("emptyDir" in volume_at(by_name[name], config["SLIPWAY_VAR_DIR"]) for name in SLIPWAY_WORKLOADS)
+    assert claims["SLIPWAY_MEDIA_ROOT"] == {"slipway-media"}  # web's uploads are on the volume the workers build from
+    assert claims["SLIPWAY_AUDIT_CHECKPOINT_DIR"] == {"slipway-audit-checkpoints"}  # kept when pods go
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -147,7 +176,7 @@ def test_migrations_run_in_a_job_and_new_web_pods_wait_for_them(rendered, overla
     job = find(objects, "Job", "slipway-migrate")
     web = find(objects, "Deployment", "slipway-web")["spec"]["template"]["spec"]
     [wait] = web["initContainers"]
-    images = {container["image"] for workload in workloads(find_slipway(objects)) for container in containers(workload)}
+    images = {container["image"] for workload in find_slipway(objects) for container in containers(workload)}
 
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert "python manage.py migrate --check" in wait["command"][-1]
@@ -174,7 +203,7 @@ def test_every_variable_the_manifests_set_is_one_slipway_reads(rendered, overlay
     objects = rendered[overlay]
     known = settings_env_names() | GUNICORN_SETTINGS | PENDING_SETTINGS
     set_here = set(config_data(objects))
-    for workload in workloads(find_slipway(objects)):
+    for workload in find_slipway(objects):
         set_here |= {e["name"] for container in containers(workload) for e in container.get("env", [])}
 
     assert set_here - known == set()  # a misspelt name would be silently ignored by the pods
