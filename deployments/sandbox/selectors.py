@@ -89,6 +89,7 @@ SUPPORTED_FIELDS: dict[str, dict[str, str]] = {
     "Secret": {"type": "type"},
     "Namespace": {"status.phase": "status.phase"},
     "ReplicaSet": {"status.replicas": "status.replicas"},
+    "Job": {"status.successful": "status.succeeded"},
 }
 _COMMON_FIELDS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
 

@@ -193,6 +193,38 @@ def _event(obj: dict) -> list:
             obj.get("count", 1), obj["metadata"]["name"]]
 
 
+def _job(obj: dict) -> list:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    state = ("Complete" if conditions.get("Complete") == "True" else
+             "Failed" if conditions.get("Failed") == "True" else "Running")
+    duration = ""
+    if status.get("startTime"):
+        end = status.get("completionTime")
+        started = datetime.strptime(status["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        finished = datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if end else datetime.now(UTC)
+        duration = human_duration((finished - started).total_seconds())
+    names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
+    return [state, f"{status.get('succeeded', 0)}/{spec.get('completions', 1)}", duration,
+            age(obj["metadata"].get("creationTimestamp")), names, images, label_selector_text(spec.get("selector"))]
+
+
+def _claim(obj: dict) -> list:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    capacity = (status.get("capacity") or {}).get("storage", "")
+    return [status.get("phase", "Pending"), spec.get("volumeName", ""), capacity,
+            ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                      "ReadWriteOncePod": "RWOP"}.get(m, m) for m in status.get("accessModes") or []),
+            spec.get("storageClassName") or NONE, spec.get("volumeAttributesClassName") or NONE,
+            age(obj["metadata"].get("creationTimestamp")), spec.get("volumeMode", "Filesystem")]
+
+
+def _budget(obj: dict) -> list:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [spec.get("minAvailable", "N/A"), spec.get("maxUnavailable", "N/A"), status.get("disruptionsAllowed", 0),
+            age(obj["metadata"].get("creationTimestamp"))]
+
+
 def _column(name: str, kind: str = "string", description: str = "", priority: int = 0, fmt: str = "") -> dict:
     return {"name": name, "type": kind, "format": fmt, "description": description, "priority": priority}
 
@@ -261,6 +293,27 @@ PRINTERS: dict[str, tuple[list[dict], Cells]] = {
                                  _column("MinPods", description="Lower limit for the number of pods."),
                                  _column("MaxPods", "integer", "Upper limit for the number of pods."),
                                  _column("Replicas", "integer", "Current number of replicas."), _AGE], _hpa),
+    "Job": ([_column("Status", description="Status of the job."),
+             _column("Completions", description="The completion status of the job as n/m."),
+             _column("Duration", description="Time required to complete the job."), _AGE,
+             *_WORKLOAD_WIDE], _job),
+    "PersistentVolumeClaim": ([_column("Status", description="The phase of the claim."),
+                               _column("Volume", description="The binding reference to the PersistentVolume."),
+                               _column("Capacity", description="The actual resources of the volume."),
+                               _column("Access Modes", description="The access modes of the volume."),
+                               _column("StorageClass", description="The name of the StorageClass."),
+                               _column("VolumeAttributesClass", description="The VolumeAttributesClass."),
+                               _AGE, _column("VolumeMode", description="What type of volume is required.",
+                                             priority=1)], _claim),
+    "PodDisruptionBudget": ([_column("Min Available", description="The minimum number of pods that must be "
+                                                                  "available."),
+                             _column("Max Unavailable", description="The maximum number of pods that may be "
+                                                                    "unavailable."),
+                             _column("Allowed Disruptions", "integer", "Number of pod disruptions that are "
+                                                                       "currently allowed."), _AGE], _budget),
+    "ServiceAccount": ([_column("Secrets", "integer", "Secrets is the list of secrets allowed to be used by pods "
+                                                      "running using this ServiceAccount."), _AGE],
+                       lambda o: [len(o.get("secrets") or []), age(o["metadata"].get("creationTimestamp"))]),
     "Event": ([_column("Last Seen", description="The time of the most recent occurrence."),
                _column("Type", description="Type of this event."),
                _column("Reason", description="Why the action was taken."),
