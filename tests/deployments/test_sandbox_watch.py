@@ -3,6 +3,7 @@ field selectors. Each expectation is what a real API server answers (its wording
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import urllib3
+import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -213,6 +215,25 @@ def test_deleting_a_namespace_streams_the_deletion_of_its_contents(sandbox, http
 
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("DELETED", "a")]
     assert int(events[0]["object"]["metadata"]["resourceVersion"]) > int(start)
+
+
+def test_a_watch_needs_the_token_like_every_request(sandbox, namespace):
+    pool = urllib3.PoolManager(ca_certs=str(sandbox.ca_file), retries=False)
+
+    response = pool.request("GET", f"{sandbox.url}/api/v1/namespaces/{namespace}/configmaps?watch=true",
+                            headers={"Authorization": "Bearer wrong"})
+
+    assert response.status == 401 and response.json()["reason"] == "Unauthorized"
+
+
+def test_the_kubeconfig_is_written_for_its_owner_only(sandbox, tmp_path):
+    path = sandbox.write_kubeconfig(tmp_path / "kube" / "config")
+
+    written = yaml.safe_load(path.read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert written["users"][0]["user"] == {"token": TOKEN}
+    ca = base64.b64decode(written["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    assert ca == sandbox.ca_pem and written["clusters"][0]["cluster"]["server"] == sandbox.url
 
 
 # -- pagination -------------------------------------------------------------------------------
