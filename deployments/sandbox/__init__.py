@@ -27,8 +27,8 @@ the deprecated `/watch/` path prefix, protobuf and `PartialObjectMetadata(List)`
 output (JSON is served instead), `Table` v1beta1, a reset that clients can
 see as such (a `/sandbox/reset` ends open watches and makes older versions
 410), and the watch cache's per-resource history (one history of the last
-N changes serves every kind). A watch whose client went away is noticed at
-its next event or bookmark, not at once. Never point production code at it
+N changes serves every kind). A watch whose client went away ends within the
+bookmark interval, not at once. Never point production code at it
 or expose it beyond loopback.
 
     from deployments.sandbox import SandboxCluster

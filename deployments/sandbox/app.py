@@ -248,7 +248,7 @@ class SandboxApp:
         target = parse_target(group, version, rest)
         if request.method == "GET" and is_watch(request.args) and target.subresource is None:
             return self._reads.watch(request.args, request.headers.get("Accept", ""), target.resource,
-                                     target.namespace, target.name)
+                                     target.namespace, target.name, request.environ)
         handler = self._handler(target, request.method)
         if handler is None:
             raise method_not_allowed(request.method)

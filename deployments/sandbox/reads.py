@@ -8,7 +8,8 @@ request's own thread (the WSGI server is threaded), flushed line by line.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import select
+from collections.abc import Callable, Mapping
 
 from werkzeug.wrappers import Response
 
@@ -21,6 +22,22 @@ from .watch import stream
 
 def _json(body: object) -> Response:
     return Response(json.dumps(body), mimetype="application/json")
+
+
+def client_gone(environ: Mapping) -> Callable[[], bool]:
+    """Whether the watching client went away: it sends nothing while a response streams, so a readable
+    connection means it was closed (or the client broke the protocol)."""
+    connection = environ.get("werkzeug.socket")
+
+    def gone() -> bool:
+        if connection is None:
+            return False
+        try:
+            return bool(select.select([connection], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    return gone
 
 
 def is_watch(args: Mapping[str, str]) -> bool:
@@ -52,7 +69,7 @@ class Reads:
         return _json(obj)
 
     def watch(self, args: Mapping[str, str], accept: str, resource: ResourceType, namespace: str | None,
-              name: str | None) -> Response:
+              name: str | None, environ: Mapping) -> Response:
         options = list_options(args, resource, name)
         if tables.wants_table(accept):
             include = tables.include_object(args.get("includeObject"))
@@ -63,5 +80,6 @@ class Reads:
         else:
             def render(obj: dict) -> dict:
                 return obj
-        lines = stream(self._store, resource, namespace, options, render, self._bookmark_interval)
+        lines = stream(self._store, resource, namespace, options, render, self._bookmark_interval,
+                       client_gone(environ))
         return Response(lines, mimetype="application/json", direct_passthrough=True)

@@ -13,7 +13,8 @@
 - `allowWatchBookmarks=true` adds a BOOKMARK (kind, apiVersion and the
   resourceVersion to resume from) whenever the stream was quiet for
   `bookmark_interval` seconds; `timeoutSeconds` ends the stream (default:
-  30 minutes, the server's minimum request timeout).
+  30 minutes, the server's minimum request timeout), and so does a client
+  that went away (noticed within `bookmark_interval`).
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def _event(change: Change, visible: Callable[[dict], bool]) -> tuple[str, dict] 
 
 
 def stream(store: Store, resource: ResourceType, namespace: str | None, options: ListOptions, render: Render,
-           bookmark_interval: float) -> Iterator[bytes]:
-    """The watch's lines, until `options.timeout`, a sandbox reset or the server stopping."""
+           bookmark_interval: float, client_gone: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+    """The watch's lines, until `options.timeout`, a sandbox reset, the server stopping or the client leaving
+    (checked whenever the stream is woken, at least every `bookmark_interval`)."""
     history = store.history
     epoch = history.epoch
     deadline = time.monotonic() + options.timeout
@@ -98,5 +100,5 @@ def stream(store: Store, resource: ResourceType, namespace: str | None, options:
         if options.allow_bookmarks and now - quiet_since >= bookmark_interval:
             yield _bookmark(resource, position)
             quiet_since = now
-        if not history.wait(position, epoch, min(deadline - now, bookmark_interval)):
+        if not history.wait(position, epoch, min(deadline - now, bookmark_interval)) or client_gone():
             return

@@ -226,6 +226,23 @@ def test_a_watch_needs_the_token_like_every_request(sandbox, namespace):
     assert response.status == 401 and response.json()["reason"] == "Unauthorized"
 
 
+def test_a_watch_whose_client_left_ends_its_thread(sandbox, http, namespace):
+    def watching() -> int:
+        return sum(thread.name.startswith("Thread-") and thread.is_alive() for thread in threading.enumerate())
+
+    before = watching()
+    response = http(f"/api/v1/namespaces/{namespace}/configmaps?watch=true", preload_content=False)
+    assert response.status == 200 and watching() == before + 1
+
+    response.shutdown()  # the client goes away without reading on
+    response.close()
+
+    deadline = time.monotonic() + 10  # the stream notices within its bookmark interval (0.2 s here)
+    while watching() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watching() == before
+
+
 def test_the_kubeconfig_is_written_for_its_owner_only(sandbox, tmp_path):
     path = sandbox.write_kubeconfig(tmp_path / "kube" / "config")
 
