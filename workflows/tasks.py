@@ -8,9 +8,8 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
 
-from .services import pipeline
+from .services import notifications, pipeline
 from .services.checkpoints import audit_checkpoint_write
-from .services import notifications
 from .services.notifications import budget_alerts_notify, webhook_deliver
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from django.db import transaction
 from paas_site.errors import PermanentError
 from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, UserFactory
 from tests.workflows.factories import file_release
-from tests.workflows.notify_fixtures import chat_robot, html_of, smtp_inbox, smtp_server, text_of, wait_for  # noqa: F401
+from tests.workflows.notify_fixtures import html_of, text_of, wait_for
 from workflows import chat, services
 from workflows.choices import AttemptOutcome, DeliveryStatus
 from workflows.models import Notification, NotificationChannel, NotificationDelivery, NotificationProfile

@@ -43,8 +43,8 @@ from paas_site.errors import PermanentError, TransientError
 from paas_site.outbound import GuardedSession, OutboundRefused, unreachable
 
 from .. import chat
-from ..choices import DeliveryStatus, Medium, NotificationEvent, ReleaseState
 from ..choices import AttemptOutcome as Outcome
+from ..choices import DeliveryStatus, Medium, NotificationEvent, ReleaseState
 from ..models import (
     DeliveryAttempt,
     Notification,
