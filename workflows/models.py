@@ -514,11 +514,6 @@ class ApiToken(AbstractAuthToken):
 
 
 # -- notifications (workflows.services.notifications) -------------------------------------
-def _events_check(events: Any) -> None:
-    if not isinstance(events, list) or not set(events) <= set(NotificationEvent.values):
-        raise ValidationError({"events": f"must be a list of: {', '.join(NotificationEvent.values)}."})
-
-
 class NotificationChannel(models.Model):
     """A project's chat robot. Its URL is a credential (it holds the robot's token or key): encrypted at rest,
     written but never shown, like the signing secret."""
@@ -545,12 +540,15 @@ class NotificationChannel(models.Model):
         return urlsplit(self.url).hostname or ""
 
     def clean(self) -> None:
-        _events_check(self.events)
-        problem = outbound.url_check(self.url)
-        if problem:
-            raise ValidationError({"url": problem})
+        problems = {}
+        if not isinstance(self.events, list) or not set(self.events) <= set(NotificationEvent.values):
+            problems["events"] = f"must be a list of: {', '.join(NotificationEvent.values)}."
+        if self.url and outbound.url_check(self.url):
+            problems["url"] = outbound.url_check(self.url)
         if self.secret and self.kind not in SIGNED_CHANNELS:
-            raise ValidationError({"secret": f"only {' and '.join(SIGNED_CHANNELS)} robots sign their messages."})
+            problems["secret"] = f"only {' and '.join(SIGNED_CHANNELS)} robots sign their messages."
+        if problems:
+            raise ValidationError(problems)
 
 
 class NotificationProfile(models.Model):
