@@ -53,10 +53,22 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()).decode()
 
 
-def _markdown(message: ChatMessage, mention: str) -> str:
-    links = " · ".join(f"[{label}]({url})" for label, url in message.links)
+# What a user may write (a rejection comment, a failure reason) must not mention or link by itself:
+# Slack's <!channel>/<@U…>, WeCom's <@userid>, Feishu's <at …>, and markdown links [text](url). Slack's own
+# escaping is &amp; &lt; &gt; ("Formatting text: escaping"); the others take these look-alike characters.
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_MARKUP_ESCAPES = str.maketrans({"<": "‹", ">": "›", "[": "［", "]": "］"})
+
+
+def _text(value: str, kind: str) -> str:
+    return value.translate(_SLACK_ESCAPES if kind == ChannelKind.SLACK else _MARKUP_ESCAPES)
+
+
+def _markdown(message: ChatMessage, kind: str, mention: str) -> str:
+    links = " · ".join(f"[{_text(label, kind)}]({url})" for label, url in message.links)
     mentions = " ".join(mention.format(id) for id in message.mentions)
-    return "\n\n".join(part for part in [f"**{message.subject}**", *message.lines, links, mentions] if part)
+    lines = [f"**{_text(message.subject, kind)}**", *(_text(line, kind) for line in message.lines), links, mentions]
+    return "\n\n".join(part for part in lines if part)
 
 
 def chat_request(kind: str, url: str, secret: str, message: ChatMessage, now: float | None = None) -> ChatRequest:
@@ -65,16 +77,18 @@ def chat_request(kind: str, url: str, secret: str, message: ChatMessage, now: fl
     if kind == ChannelKind.SLACK:
         # Slack incoming webhooks: JSON with ``text`` (the fallback) and ``blocks``; mentions are <@U…>
         # (api.slack.com/messaging/webhooks, "Formatting text": mrkdwn links are <url|label>).
-        links = " · ".join(f"<{link}|{label}>" for label, link in message.links)
+        links = " · ".join(f"<{link}|{_text(label, kind)}>" for label, link in message.links)
         mentions = " ".join(f"<@{id}>" for id in message.mentions)
-        text = "\n".join(part for part in [f"*{message.subject}*", *message.lines, links, mentions] if part)
-        return ChatRequest(url, {"text": message.subject, "blocks": [
+        subject = _text(message.subject, kind)
+        lines = [f"*{subject}*", *(_text(line, kind) for line in message.lines), links, mentions]
+        text = "\n".join(part for part in lines if part)
+        return ChatRequest(url, {"text": subject, "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
     if kind == ChannelKind.DINGTALK:
         # DingTalk custom robot: msgtype markdown (title + text); ``at.atUserIds`` and "@id" in the text mention;
         # with a secret, ``timestamp`` (ms) and ``sign`` go in the query string.
         body = {"msgtype": "markdown",
-                "markdown": {"title": message.subject, "text": _markdown(message, "@{}")},
+                "markdown": {"title": _text(message.subject, kind), "text": _markdown(message, kind, "@{}")},
                 "at": {"atUserIds": message.mentions, "isAtAll": False}}
         if secret:
             timestamp = int(now * 1000)
@@ -83,13 +97,14 @@ def chat_request(kind: str, url: str, secret: str, message: ChatMessage, now: fl
     if kind == ChannelKind.WECOM:
         # WeCom group robot: the key is in the URL (…/cgi-bin/webhook/send?key=…); msgtype markdown, where
         # <@userid> mentions (developer.work.weixin.qq.com/document/path/91770).
-        return ChatRequest(url, {"msgtype": "markdown", "markdown": {"content": _markdown(message, "<@{}>")}})
+        return ChatRequest(url, {"msgtype": "markdown", "markdown": {"content": _markdown(message, kind, "<@{}>")}})
     if kind == ChannelKind.FEISHU:
         # Feishu/Lark custom bot: msg_type text, <at user_id="ou_…"></at> mentions; with a secret,
         # ``timestamp`` (s) and ``sign`` in the body.
-        links = "\n".join(f"{label}: {link}" for label, link in message.links)
+        links = "\n".join(f"{_text(label, kind)}: {link}" for label, link in message.links)
         mentions = " ".join(f'<at user_id="{id}"></at>' for id in message.mentions)
-        text = "\n".join(part for part in [message.subject, *message.lines, links, mentions] if part)
+        lines = [_text(message.subject, kind), *(_text(line, kind) for line in message.lines), links, mentions]
+        text = "\n".join(part for part in lines if part)
         body: dict = {"msg_type": "text", "content": {"text": text}}
         if secret:
             timestamp = int(now)
@@ -109,8 +124,8 @@ def chat_send(kind: str, url: str, secret: str, message: ChatMessage) -> None:
                                     allow_redirects=False)
     except OutboundRefused as exc:
         raise OutboundRefused(f"{what}: {exc.message}") from None
-    except requests.RequestException as exc:
-        raise unreachable(what, exc) from None
+    except requests.RequestException as exc:  # its text holds the URL, token and all: log it without
+        raise unreachable(what, _redacted(exc, request.url)) from None
     status = response.status_code
     if status >= 500 or status == 429:
         raise TransientError(f"{what} answered HTTP {status}")
@@ -118,6 +133,15 @@ def chat_send(kind: str, url: str, secret: str, message: ChatMessage) -> None:
         raise PermanentError(f"{what} refused the message: HTTP {status}" + (" (a redirect, not followed)"
                                                                             if status < 400 else ""))
     _vendor_code_check(kind, what, response)
+
+
+def _redacted(exc: Exception, url: str) -> Exception:
+    """``exc`` for the server log, without the URL's path and query (where robots keep their token)."""
+    parts = urlsplit(url)
+    text = f"{type(exc).__name__}: {exc}"
+    for secret in sorted({url, parts.path, parts.query} - {""}, key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return ConnectionError(text)
 
 
 def _vendor_code_check(kind: str, what: str, response: requests.Response) -> None:

@@ -1,13 +1,15 @@
 """Notifications against real receivers: an SMTP server on loopback and chat robots that verify each vendor's
 format and signature; the real Celery worker for the asynchronous path."""
 import json
+import logging
+import socket
 
 import pytest
 from django.db import transaction
 
-from paas_site.errors import PermanentError
+from paas_site.errors import PermanentError, TransientError
 from tests.deployments.factories import ApplicationFactory, EnvironmentFactory, MembershipFactory, UserFactory
-from tests.workflows.factories import file_release
+from tests.workflows.factories import file_release, wait_final
 from tests.workflows.notify_fixtures import html_of, text_of, wait_for
 from workflows import chat, services
 from workflows.choices import AttemptOutcome, DeliveryStatus
@@ -272,3 +274,83 @@ def test_a_robot_that_fails_then_recovers_gets_exactly_one_message(worker, setti
     assert len(robot.accepted) == 1 and robot.refused == [] and len(robot.requests) == 3
     assert list(delivery.attempt_log.values_list("outcome", flat=True)) == ["retrying", "retrying", "delivered"]
     assert delivery.attempt_log.first().error == "Feishu / Lark bot at 127.0.0.1 answered HTTP 503"
+
+
+# -- attacks ---------------------------------------------------------------------------
+HOSTILE = "<!channel> <@U0EVIL> <at user_id=\"all\"></at> [win](http://evil.example) <script>x</script>"
+
+
+@pytest.mark.parametrize("kind", ["slack", "dingtalk", "wecom", "feishu"])
+def test_what_users_write_cannot_mention_or_link_in_chat(chat_robot, kind):
+    robot = chat_robot(kind)
+    hostile = chat.ChatMessage(subject="Rejected: release #1", lines=[f"Rejected by mallory: {HOSTILE}"],
+                               links=[("Open the release", "http://testserver/releases/1/")])
+
+    chat.chat_send(kind, robot.webhook_url, "", hostile)
+
+    body = json.dumps(robot.accepted[0], ensure_ascii=False)
+    active = ["<!channel>", "<@U0EVIL>", '<at user_id=\\"all\\">']
+    active += [] if kind == "slack" else ["[win](http://evil.example)"]  # Slack links only as <url|text>
+    for markup in active:
+        assert markup not in body
+    assert "mallory" in body and "http://testserver/releases/1/" in body
+
+
+def test_the_html_email_escapes_what_users_write(project, prod, team, smtp_server,
+                                                 django_capture_on_commit_callbacks):
+    release, _ = filed(team["developer"], project, prod, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.approval_reject(release_id=release.id, actor=team["approvers"][0], comment=HOSTILE)
+
+    deliver_now(Notification.objects.get(release=release, event="rejected"))
+
+    html = html_of(smtp_server.messages[0])
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_a_robot_redirect_is_not_followed(http_peer):
+    elsewhere = http_peer(lambda request: (200, {}, b"ok"), host="127.0.0.2")
+    robot = http_peer(lambda request: (302, {"Location": f"{elsewhere.url}/collect"}, b""))
+
+    with pytest.raises(PermanentError, match=r"HTTP 302 \(a redirect, not followed\)"):
+        chat.chat_send("slack", f"{robot.url}/services/T0/B0/secret-path", "", MESSAGE)
+
+    assert elsewhere.connections == 0
+
+
+def test_an_unreachable_robot_is_retried_and_its_token_is_not_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/cgi-bin/webhook/send?key=wecom-secret-key"
+
+        with pytest.raises(TransientError) as caught:
+            chat.chat_send("wecom", url, "", MESSAGE)
+
+    assert caught.value.message == "WeCom (企业微信) group robot at 127.0.0.1 unreachable"
+    assert "unreachable" in caplog.text and "wecom-secret-key" not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipeline_tells_the_requester_and_the_channel_of_success_and_of_a_rollback(
+        worker, quick_pipeline, sandbox_cluster, project, developer, smtp_server, chat_robot):
+    robot = chat_robot("slack")
+    NotificationChannel.objects.create(project=project, name="releases", kind="slack", url=robot.webhook_url,
+                                       events=["succeeded", "rolled_back"])
+    NotificationProfile.objects.create(user=developer, slack_id="U0DEV")
+    dev = EnvironmentFactory(name="dev", cluster=sandbox_cluster, required_approvals=0, rollout_deadline_seconds=3)
+    application = ApplicationFactory(project=project, name="api", replicas=1)
+
+    good = wait_final(file_release(actor=developer, application=application, environment=dev, version="1.0"))
+    bad = wait_final(file_release(actor=developer, application=application, environment=dev, version="1.1",
+                                  image="registry.example.com/shop/api:1.1-broken@sha256:" + "d" * 64))
+
+    assert (good.state, bad.state) == ("succeeded", "rolled_back")
+    wait_for(lambda: len(robot.accepted) == 2 and smtp_server.messages)
+    texts = [body["blocks"][0]["text"]["text"] for body in robot.accepted]
+    assert sorted(text.split(":")[0] for text in texts) == ["*Rolled back", "*Succeeded"]
+    assert all("<@U0DEV>" in text for text in texts)
+    # succeeded reaches the requester in the console only (the default); the rollback by email too
+    [mail] = smtp_server.messages
+    assert mail["X-RcptTo"] == "dev@example.com" and mail["Subject"].strip().startswith("Rolled back: release #")
+    assert "progress deadline" in text_of(mail)

@@ -314,7 +314,8 @@ def _webhooks_enqueue(project_id: int, payload: dict) -> None:
     hooks = [hook.id for hook in ProjectWebhook.objects.filter(project_id=project_id, active=True)
              if payload["event"] in hook.events]
     if hooks:
-        transaction.on_commit(lambda: [_tasks().webhook_deliver_task.delay(hook, payload) for hook in hooks])
+        transaction.on_commit(lambda: [_tasks().webhook_deliver_task.delay(hook, payload) for hook in hooks],
+                              robust=True)  # a broker that is down must not fail the committed change
 
 
 def signature(secret: str, body: bytes) -> str:
