@@ -194,30 +194,30 @@ def notification_fanout(*, notification_id: int) -> list[int]:
         if notification.fanned_out_at is not None:
             return []
         recipients = notification_recipients(notification)
-        profiles = {profile.user_id: profile for profile in NotificationProfile.objects.filter(user__in=recipients)}
-        chatting = []
+        profiles = {profile.user_id: profile for profile in
+                    NotificationProfile.objects.filter(user__in=recipients).select_related("user")}
+        rows, chatting, now = [], [], timezone.now()
         for user in recipients:
             media = media_preferred(profiles.get(user.id), notification.event)
             if M.EMAIL in media and user.email and settings.EMAIL_HOST:
-                _delivery(notification, recipient=user, medium=M.EMAIL, target=f"{user.get_username()} <{user.email}>")
+                rows.append(NotificationDelivery(notification=notification, recipient=user, medium=M.EMAIL,
+                                                 target=f"{user.get_username()} <{user.email}>"))
             if M.CONSOLE in media:
-                _delivery(notification, recipient=user, medium=M.CONSOLE, target=user.get_username(),
-                          status=DeliveryStatus.DELIVERED, delivered_at=timezone.now())
+                rows.append(NotificationDelivery(notification=notification, recipient=user, medium=M.CONSOLE,
+                                                 target=user.get_username(), status=DeliveryStatus.DELIVERED,
+                                                 delivered_at=now))
             if M.CHAT in media and user.id in profiles:
                 chatting.append(profiles[user.id])
         for channel in NotificationChannel.objects.filter(project_id=notification.project_id, active=True):
             if notification.event in channel.events:
-                mentions = [profile.user.get_username() for profile in chatting if profile.chat_id(channel.kind)]
-                _delivery(notification, channel=channel, medium=channel.kind, target=f"channel {channel.name}",
-                          mentions=mentions)
+                rows.append(NotificationDelivery(
+                    notification=notification, channel=channel, medium=channel.kind, target=f"channel {channel.name}",
+                    mentions=[profile.user.get_username() for profile in chatting if profile.chat_id(channel.kind)]))
+        # the unique constraints make a second fan-out (whatever let it through) add nothing
+        NotificationDelivery.objects.bulk_create(rows, ignore_conflicts=True)
         notification.fanned_out_at = timezone.now()
         notification.save(update_fields=["fanned_out_at"])
         return list(notification.deliveries.filter(status=DeliveryStatus.PENDING).values_list("id", flat=True))
-
-
-def _delivery(notification: Notification, *, recipient=None, channel=None, medium: str, **fields: Any) -> None:
-    NotificationDelivery.objects.get_or_create(notification=notification, recipient=recipient, channel=channel,
-                                               medium=medium, defaults=fields)
 
 
 # -- delivery ------------------------------------------------------------------------------
