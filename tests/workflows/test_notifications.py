@@ -44,7 +44,8 @@ def deliver_now(notification: Notification) -> list[str]:
 
 
 def filed(developer, project, environment, capture):
-    application = ApplicationFactory(project=project, name="web", image="registry.example.com/shop/web")
+    application = (project.applications.filter(name="web").first()
+                   or ApplicationFactory(project=project, name="web", image="registry.example.com/shop/web"))
     with capture(execute=False):
         release = file_release(actor=developer, application=application, environment=environment)
     return release, Notification.objects.get(release=release, event="awaiting_approval")
@@ -354,3 +355,37 @@ def test_the_pipeline_tells_the_requester_and_the_channel_of_success_and_of_a_ro
     [mail] = smtp_server.messages
     assert mail["X-RcptTo"] == "dev@example.com" and mail["Subject"].strip().startswith("Rolled back: release #")
     assert "progress deadline" in text_of(mail)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback, in a test
+def test_smtp_credentials_reach_the_relay_and_nothing_else(settings, project, prod, team, smtp_server, caplog,
+                                                           django_capture_on_commit_callbacks):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from tests.workflows.notify_fixtures import free_port
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"slipway", b"relay-pa55word"),
+                          handled=False)  # aiosmtpd answers 535 itself
+
+    relay = Controller(smtp_server, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                       auth_require_tls=False, auth_required=True)
+    relay.start()
+    try:
+        settings.EMAIL_PORT, settings.EMAIL_HOST_USER = relay.port, "slipway"
+        caplog.set_level(logging.DEBUG)
+        settings.EMAIL_HOST_PASSWORD = "a-wrong-pa55word"
+        _, refused = filed(team["developer"], project, prod, django_capture_on_commit_callbacks)
+        assert set(deliver_now(refused)) == {"failed"}
+        settings.EMAIL_HOST_PASSWORD = "relay-pa55word"
+        release, accepted = filed(team["developer"], project, prod, django_capture_on_commit_callbacks)
+        assert set(deliver_now(accepted)) == {"delivered"}
+    finally:
+        relay.stop()
+
+    errors = set(NotificationDelivery.objects.filter(notification=refused, medium="email")
+                 .values_list("last_error", flat=True))
+    assert errors == {"mail relay 127.0.0.1 answered 535"}  # wrong credentials: not retried, nothing echoed
+    assert len(smtp_server.messages) == 3
+    assert "pa55word" not in caplog.text
