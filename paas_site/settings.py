@@ -18,7 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from paas_site.keyring import KeyringError, keyring_parse
-from paas_site.signin_config import ldap_settings, oidc_settings
+from paas_site.signin_config import authentication_backends, ldap_settings, oidc_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SLIPWAY_VAR_DIR", BASE_DIR / "var"))
@@ -174,13 +174,8 @@ SLIPWAY_OIDC_ENABLED = "SLIPWAY_OIDC_ISSUER" in globals()
 # A directory account's API tokens and sessions re-check the directory when the last check is older than this.
 SLIPWAY_DIRECTORY_RECHECK_SECONDS = int(os.environ.get("SLIPWAY_DIRECTORY_RECHECK_SECONDS", "300"))
 
-# Axes first: it refuses a locked-out client before any password is checked (see workflows.lockout).
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    *(["django.contrib.auth.backends.ModelBackend"] if SLIPWAY_LOCAL_LOGIN else []),
-    *(["workflows.directory.ldap.DirectoryLDAPBackend"] if SLIPWAY_LDAP_ENABLED else []),
-    *(["workflows.directory.oidc.DirectoryOIDCBackend"] if SLIPWAY_OIDC_ENABLED else []),
-]
+AUTHENTICATION_BACKENDS = authentication_backends(local=SLIPWAY_LOCAL_LOGIN, ldap=SLIPWAY_LDAP_ENABLED,
+                                                  oidc=SLIPWAY_OIDC_ENABLED)  # see workflows.lockout
 
 # The web console (workflows.console) signs people in; the admin keeps its own login page.
 LOGIN_URL = "console:login"

@@ -143,3 +143,13 @@ def oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "OIDC_TIMEOUT": 10,
         "OIDC_AUTHENTICATION_CALLBACK_URL": "oidc-callback",
     }
+
+
+def authentication_backends(*, local: bool, ldap: bool, oidc: bool) -> list[str]:
+    """Axes first (it refuses a locked-out client before any password is checked), then each method that is on."""
+    return [
+        "axes.backends.AxesStandaloneBackend",
+        *(["django.contrib.auth.backends.ModelBackend"] if local else []),
+        *(["workflows.directory.ldap.DirectoryLDAPBackend"] if ldap else []),
+        *(["workflows.directory.oidc.DirectoryOIDCBackend"] if oidc else []),
+    ]
