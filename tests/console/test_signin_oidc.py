@@ -1,0 +1,113 @@
+"""OpenID Connect sign-in against a real provider (oidc-provider on Node.js): in Chromium through the console,
+with PKCE (the provider requires it), landing with the mapped roles; a wrong state or nonce is refused."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from playwright.sync_api import expect
+
+from deployments.models import ProjectMembership
+from tests.workflows.oidc_fixture import callback_query, provider_login
+from workflows.choices import MappingGrant
+from workflows.models import AuditEvent, DirectoryAccount, GroupRoleMapping
+
+User = get_user_model()
+
+
+@pytest.fixture
+def mapping(project):
+    GroupRoleMapping.objects.create(group="shop-developers", grant=MappingGrant.PROJECT_ROLE, project=project,
+                                    role="developer", source="oidc")
+    GroupRoleMapping.objects.create(group="shop-approvers", grant=MappingGrant.PROJECT_ROLE, project=project,
+                                    role="approver")
+    GroupRoleMapping.objects.create(group="shop-approvers", grant=MappingGrant.ADMIN_ACCESS)
+    GroupRoleMapping.objects.create(group="finance-team", grant=MappingGrant.FINANCE)
+    GroupRoleMapping.objects.create(group="shop-developers", grant=MappingGrant.PLATFORM_ADMIN, source="ldap")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.integration
+def test_sign_in_with_the_provider_in_the_browser_lands_with_mapped_roles(live_server, browser_pages, oidc_signin,
+                                                                         mapping):
+    # given
+    page = browser_pages()
+    page.goto(f"{live_server.url}/login/")
+    # when: the console offers the provider, which asks who it is
+    page.get_by_role("link", name="Sign in with Test IdP").click()
+    page.locator("input[name=login]").fill("olivia")
+    page.locator("input[name=password]").fill("any")
+    page.get_by_role("button", name="Sign-in").click()
+    page.get_by_role("button", name="Continue").click()
+    # then
+    expect(page.get_by_text("Signed in as olivia")).to_be_visible()
+    olivia = User.objects.get(username="olivia")
+    assert [(m.project.slug, m.role, m.via_mapping) for m in ProjectMembership.objects.filter(user=olivia)] == [
+        ("shop", "developer", True)]
+    assert olivia.groups.filter(name="finance").exists() and not olivia.is_superuser  # that row is LDAP's
+    assert DirectoryAccount.objects.get(user=olivia).source == "oidc"
+    assert AuditEvent.objects.get(action="signin.succeeded", target_id=str(olivia.pk)).after == {
+        "method": "oidc", "groups": ["finance-team", "shop-developers"]}
+    assert AuditEvent.objects.filter(action="role.granted", target_id=str(olivia.pk)).count() == 2
+
+
+def start(client: Client) -> str:
+    """Begin a sign-in; returns the provider's authorization URL (checked for PKCE S256)."""
+    answer = client.get("/oidc/authenticate/")
+    assert answer.status_code == 302
+    query = callback_query(answer["Location"])
+    assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43 and query["nonce"]
+    return answer["Location"]
+
+
+@pytest.mark.django_db
+def test_groups_from_the_id_token_when_userinfo_has_none(oidc_signin, mapping):
+    client = Client()
+    answer = client.get(provider_login(start(client), "oscar"))
+    assert answer.status_code == 302 and answer["Location"] == "/"
+    oscar = User.objects.get(username="oscar")
+    assert ProjectMembership.objects.get(user=oscar).role == "approver" and oscar.is_staff
+
+
+@pytest.mark.django_db
+def test_a_wrong_state_is_refused(oidc_signin, mapping):
+    client = Client()
+    callback = provider_login(start(client), "olivia")
+    state = callback_query(callback)["state"]
+    answer = client.get(callback.replace(f"state={state}", "state=forged"), follow=True)
+    assert answer.status_code == 200 and "Signing in with Test IdP did not succeed" in answer.content.decode()
+    assert not answer.wsgi_request.user.is_authenticated and not User.objects.filter(username="olivia").exists()
+
+
+@pytest.mark.django_db
+def test_a_wrong_nonce_is_refused(oidc_signin, mapping):
+    client = Client()
+    callback = provider_login(start(client), "olivia")
+    session = client.session
+    states = session["oidc_states"]
+    states[callback_query(callback)["state"]]["nonce"] = "another-sign-in"  # the ID token names the real one
+    session["oidc_states"] = states
+    session.save()
+    answer = client.get(callback, follow=True)
+    assert "Signing in with Test IdP did not succeed" in answer.content.decode()
+    assert not User.objects.filter(username="olivia").exists()
+
+
+@pytest.mark.django_db
+def test_a_code_without_its_pkce_verifier_is_refused_by_the_provider(oidc_signin, mapping):
+    client = Client()
+    callback = provider_login(start(client), "olivia")
+    session = client.session
+    states = session["oidc_states"]
+    states[callback_query(callback)["state"]]["code_verifier"] = "x" * 64  # not the one the challenge was made of
+    session["oidc_states"] = states
+    session.save()
+    assert "did not succeed" in client.get(callback, follow=True).content.decode()
+    assert not User.objects.filter(username="olivia").exists()
+
+
+@pytest.mark.django_db
+def test_the_login_page_shows_the_configured_methods(oidc_signin, settings):
+    page = Client().get("/login/").content.decode()
+    assert "Sign in with Test IdP" in page and 'name="password"' in page
+    settings.SLIPWAY_LOCAL_LOGIN = False
+    page = Client().get("/login/").content.decode()
+    assert "Sign in with Test IdP" in page and 'name="password"' not in page
