@@ -1,6 +1,7 @@
 """API tokens and sessions of directory accounts re-check the directory (see ``ldap.directory_still_enabled``)."""
 from django.conf import settings
 from django.contrib.auth import logout
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 
@@ -18,6 +19,12 @@ class DirectoryTokenAuthentication(TokenAuthentication):
             if not directory_still_enabled(user):
                 raise exceptions.AuthenticationFailed(DISABLED)
         return user, auth_token
+
+
+class DirectoryTokenScheme(KnoxTokenScheme):
+    """The OpenAPI schema describes it as knox's token (it is one)."""
+
+    target_class = "workflows.directory.tokens.DirectoryTokenAuthentication"
 
 
 class DirectoryRecheckMiddleware:
