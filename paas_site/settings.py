@@ -238,7 +238,7 @@ AXES_LOCKOUT_CALLABLE = "workflows.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = False  # a good password elsewhere must not lift a lock an attacker earned here
 AXES_ENABLE_ADMIN = False  # workflows.admin registers its own, audited, unlock action
 AXES_VERBOSE = False
-AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken"]
+AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken", "code", "code_verifier"]
 
 # API tokens (knox): only a SHA-512 digest is stored; the token is shown once, when it is made.
 SLIPWAY_API_TOKEN_SECONDS = int(os.environ.get("SLIPWAY_API_TOKEN_SECONDS", str(8 * 3600)))

@@ -6,6 +6,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from deployments.models import ProjectMembership
+from tests.deployments.factories import UserFactory
 from tests.workflows.oidc_fixture import callback_query, provider_login
 from workflows.choices import MappingGrant
 from workflows.models import AuditEvent, DirectoryAccount, GroupRoleMapping
@@ -58,6 +59,15 @@ def start(client: Client) -> str:
     return answer["Location"]
 
 
+def remembered(client: Client, callback: str, **changes: str) -> None:
+    """Change what the session remembers of the sign-in ``callback`` answers (as a second tab might)."""
+    session = client.session
+    states = session["oidc_states"]
+    states[callback_query(callback)["state"]].update(changes)
+    session["oidc_states"] = states
+    session.save()
+
+
 @pytest.mark.django_db
 def test_groups_from_the_id_token_when_userinfo_has_none(oidc_signin, mapping):
     client = Client()
@@ -81,11 +91,7 @@ def test_a_wrong_state_is_refused(oidc_signin, mapping):
 def test_a_wrong_nonce_is_refused(oidc_signin, mapping):
     client = Client()
     callback = provider_login(start(client), "olivia")
-    session = client.session
-    states = session["oidc_states"]
-    states[callback_query(callback)["state"]]["nonce"] = "another-sign-in"  # the ID token names the real one
-    session["oidc_states"] = states
-    session.save()
+    remembered(client, callback, nonce="another-sign-in")  # the ID token names the real one
     answer = client.get(callback, follow=True)
     assert "Signing in with Test IdP did not succeed" in answer.content.decode()
     assert not User.objects.filter(username="olivia").exists()
@@ -95,13 +101,32 @@ def test_a_wrong_nonce_is_refused(oidc_signin, mapping):
 def test_a_code_without_its_pkce_verifier_is_refused_by_the_provider(oidc_signin, mapping):
     client = Client()
     callback = provider_login(start(client), "olivia")
-    session = client.session
-    states = session["oidc_states"]
-    states[callback_query(callback)["state"]]["code_verifier"] = "x" * 64  # not the one the challenge was made of
-    session["oidc_states"] = states
-    session.save()
+    remembered(client, callback, code_verifier="x" * 64)  # not the one the challenge was made of
     assert "did not succeed" in client.get(callback, follow=True).content.decode()
     assert not User.objects.filter(username="olivia").exists()
+
+
+@pytest.mark.django_db
+def test_a_provider_account_never_takes_over_a_local_one(oidc_signin, mapping):
+    # given: a local "olivia", and a local admin holding the provider account's e-mail address
+    local = UserFactory(username="olivia")
+    admin = UserFactory(username="olive", email="olivia@slipway.test", is_superuser=True)
+    # when / then: the provider's olivia is refused, and is never signed in as either
+    client = Client()
+    answer = client.get(provider_login(start(client), "olivia"), follow=True)
+    assert "did not succeed" in answer.content.decode() and not answer.wsgi_request.user.is_authenticated
+    assert not DirectoryAccount.objects.filter(user__in=[local, admin]).exists()
+    assert not ProjectMembership.objects.filter(user__in=[local, admin]).exists()
+
+
+@pytest.mark.django_db
+def test_a_discovery_document_of_another_issuer_is_refused(oidc_signin, settings):
+    from tests.workflows.oidc_fixture import oidc_settings_apply
+
+    oidc_settings_apply(settings, oidc_signin.env(SLIPWAY_OIDC_ISSUER=oidc_signin.issuer.replace("127.0.0.1",
+                                                                                                   "localhost")))
+    answer = Client().get("/oidc/authenticate/", follow=True)
+    assert "names another issuer" in answer.content.decode()
 
 
 @pytest.mark.django_db

@@ -13,6 +13,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,28 +133,28 @@ def _wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"slapd exited ({process.returncode}): {log.read_text()[-2000:]}")
+            raise RuntimeError(f"slapd exited ({process.returncode}): {log.read_text()[-2000:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    pytest.fail(f"slapd did not listen on {port}: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"slapd did not listen on {port}: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory) -> Directory:
+@contextmanager
+def slapd_running(workdir: Path) -> Iterator[Directory]:
+    """slapd with the small directory above, in ``workdir``, until the block ends (the benchmark uses it too)."""
     if not os.path.exists(SLAPD):
-        pytest.fail(f"{SLAPD} is missing: apt-get install slapd ldap-utils (.ci/test does this).")
-    workdir = tmp_path_factory.mktemp("slapd")
-    (workdir / "db").mkdir()
+        raise RuntimeError(f"{SLAPD} is missing: apt-get install slapd ldap-utils (.ci/test does this).")
+    (workdir / "db").mkdir(parents=True)
     ca = CertificateAuthority(workdir / "ca")
     cert, key = ca.issue(workdir / "server", "127.0.0.1")
     config = workdir / "slapd.conf"
     config.write_text(CONFIG.format(dir=workdir, ca=ca.cert, cert=cert, key=key, suffix=SUFFIX, root_dn=ROOT_DN,
                                     root_password=ROOT_PASSWORD, reader_dn=READER_DN))
     (workdir / "directory.ldif").write_text(_ldif())
-    subprocess.run([SLAPADD, "-f", str(config), "-l", str(workdir / "directory.ldif")],
-                   check=True, capture_output=True)
+    subprocess.run([SLAPADD, "-f", str(config), "-l", str(workdir / "directory.ldif")], check=True,
+                   capture_output=True)
     ldap_port, ldaps_port = _free_port(), _free_port()
     log = workdir / "slapd.log"
     with log.open("wb") as out:
@@ -170,6 +172,14 @@ def slapd(tmp_path_factory) -> Directory:
             process.kill()
         shutil.rmtree(workdir / "db", ignore_errors=True)
 
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory) -> Iterator[Directory]:
+    try:
+        with slapd_running(tmp_path_factory.mktemp("slapd")) as directory:
+            yield directory
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 def directory_settings(settings, env: dict[str, str]) -> None:
     """Configure Slipway for a directory as ``paas_site.settings`` does from these variables."""

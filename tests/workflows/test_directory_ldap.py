@@ -12,6 +12,7 @@ from django.utils import timezone
 from deployments.models import ProjectMembership
 from paas_site.signin_config import authentication_backends, ldap_settings
 from tests.deployments.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.registry_fixture import _free_port
 from tests.workflows.slapd_fixture import PASSWORD, directory_settings
 from workflows.choices import MappingGrant
 from workflows.models import ApiToken, AuditEvent, DirectoryAccount, GroupRoleMapping
@@ -168,3 +169,28 @@ def test_local_sign_in_can_be_turned_off(ldap_signin, mapping, settings):
     page = Client().get("/login/").content.decode()
     assert "Use your Slipway test directory." in page and "local Slipway account" not in page
     assert signed_in(sign_in("alice")[1])
+
+
+def test_a_mapped_membership_changed_by_hand_is_left_alone_afterwards(ldap_signin, mapping, api, maintainer):
+    assert signed_in(sign_in("alice")[1])
+    membership = ProjectMembership.objects.get(user__username="alice")
+    answer = api.as_user(maintainer).patch(f"/api/v1/memberships/{membership.id}/", {"role": "approver"},
+                                           format="json")
+    assert answer.status_code == 200 and answer.json()["via_mapping"] is False
+    assert signed_in(sign_in("alice")[1])
+    membership.refresh_from_db()
+    assert membership.role == "approver" and not membership.via_mapping
+
+
+def test_a_directory_that_cannot_be_reached_changes_nothing(ldap_signin, mapping, settings):
+    api = Client()
+    issued = api.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD},
+                      content_type="application/json")
+    header = {"HTTP_AUTHORIZATION": f"Token {issued.json()['token']}"}
+    alice = User.objects.get(username="alice")
+    DirectoryAccount.objects.filter(user=alice).update(checked_at=timezone.now() - timedelta(days=1))
+    settings.AUTH_LDAP_SERVER_URI = f"ldaps://127.0.0.1:{_free_port()}"  # nothing listens there
+    assert api.get("/api/v1/auth/tokens/", **header).status_code == 200
+    alice.refresh_from_db()
+    assert alice.is_active and ApiToken.objects.filter(user=alice).exists()
+    assert not AuditEvent.objects.filter(action="signin.account_disabled").exists()

@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
+from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -129,9 +130,7 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         with transaction.atomic():
             if get_user_model().objects.filter(username__iexact=username).exists():
                 raise SuspiciousOperation(f"{username!r} is an account of another sign-in method.")
-            user = self.UserModel.objects.create_user(username, email=claims.get("email") or "")
-            user.set_unusable_password()
-            user.save()
+            user = self.UserModel.objects.create_user(username, email=claims.get("email") or "")  # no password
             self._apply(user, claims, created=True)
         return user
 
@@ -160,14 +159,27 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         return user if user is not None and user.is_active else None
 
 
-class SignInStart(OIDCAuthenticationRequestView):
-    """``/oidc/authenticate/``: to the provider, with state, nonce and a PKCE challenge kept in the session."""
+class OpenIDView:
+    """Both views: 404 unless OpenID Connect is configured; endpoints from the discovery document."""
 
     get_settings = staticmethod(oidc_setting)
 
-    def get(self, request):
+    def dispatch(self, request, *args, **kwargs):
         if not settings.SLIPWAY_OIDC_ENABLED:
             raise Http404("OpenID Connect sign-in is not configured.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class SignInStart(OpenIDView, OIDCAuthenticationRequestView):
+    """``/oidc/authenticate/``: to the provider, with state, nonce and a PKCE challenge kept in the session."""
+
+    OIDC_OP_AUTH_ENDPOINT = _endpoint("OIDC_OP_AUTHORIZATION_ENDPOINT")  # read in get(), where a failure is answered
+
+    def __init__(self, **kwargs):
+        View.__init__(self, **kwargs)
+        self.OIDC_RP_CLIENT_ID = getattr(settings, "OIDC_RP_CLIENT_ID", "")
+
+    def get(self, request):
         try:
             return super().get(request)
         except ProviderUnavailable as exc:
@@ -175,14 +187,10 @@ class SignInStart(OIDCAuthenticationRequestView):
             return HttpResponseRedirect(reverse("console:login"))
 
 
-class SignInCallback(OIDCAuthenticationCallbackView):
+class SignInCallback(OpenIDView, OIDCAuthenticationCallbackView):
     """``/oidc/callback/``: the provider's answer; a wrong state or nonce, or a refusal, back to the login page."""
 
-    get_settings = staticmethod(oidc_setting)
-
     def get(self, request):
-        if not settings.SLIPWAY_OIDC_ENABLED:
-            raise Http404("OpenID Connect sign-in is not configured.")
         try:
             return super().get(request)
         except (SuspiciousOperation, ProviderUnavailable, requests.RequestException) as exc:

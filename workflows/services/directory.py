@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from deployments import memberships
@@ -57,9 +58,8 @@ class Grants:
 
 def grants_for(*, source: str, groups: list[str]) -> Grants:
     """What the mapping gives a member of ``groups`` signing in through ``source``."""
-    names = {group.casefold() for group in groups}
-    rows = [row for row in GroupRoleMapping.objects.filter(source__in=[MappingSource.ANY, source])
-            if row.group.casefold() in names]
+    rows = list(GroupRoleMapping.objects.annotate(name=Lower("group")).filter(
+        source__in=[MappingSource.ANY, source], name__in={group.lower() for group in groups}))
     roles: dict[int, str] = {}
     for row in rows:
         if row.grant == MappingGrant.PROJECT_ROLE and RANK[row.role] > RANK.get(roles.get(row.project_id), 0):
@@ -90,7 +90,7 @@ def directory_sign_in(*, user: AbstractBaseUser, source: str, subject: str, grou
         account = accounts[0]
         if account.source != source:
             raise AccountNotLinked(f"{user.get_username()!r} signs in through {account.source}, not {source}.")
-    groups = sorted(set(groups), key=str.casefold)
+    groups = sorted(set(groups), key=str.lower)
     grants = grants_for(source=source, groups=groups)
     for membership, before, after in memberships.memberships_sync_mapped(actor=DIRECTORY, user=user,
                                                                          wanted=grants.roles):
