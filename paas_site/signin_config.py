@@ -146,10 +146,14 @@ def oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def authentication_backends(*, local: bool, ldap: bool, oidc: bool) -> list[str]:
-    """Axes first (it refuses a locked-out client before any password is checked), then each method that is on."""
+    """Axes first (it refuses a locked-out client before any password is checked), then each method that is on.
+
+    The directory before local accounts: Django hashes a password even for a user without one (so timing does
+    not tell who exists), which would add a full password hash to every directory sign-in (bench/signin.py).
+    """
     return [
         "axes.backends.AxesStandaloneBackend",
-        *(["django.contrib.auth.backends.ModelBackend"] if local else []),
         *(["workflows.directory.ldap.DirectoryLDAPBackend"] if ldap else []),
+        *(["django.contrib.auth.backends.ModelBackend"] if local else []),
         *(["workflows.directory.oidc.DirectoryOIDCBackend"] if oidc else []),
     ]

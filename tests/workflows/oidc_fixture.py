@@ -45,13 +45,14 @@ class OpenIDProvider:
 
 def oidc_settings_apply(settings, env: dict[str, str]) -> None:
     """Configure Slipway for a provider as ``paas_site.settings`` does from these variables."""
-    from paas_site.signin_config import oidc_settings
+    from paas_site.signin_config import authentication_backends, oidc_settings
     from workflows.directory import oidc
 
     for name, value in oidc_settings(env).items():
         setattr(settings, name, value)
     settings.SLIPWAY_OIDC_ENABLED = True
-    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "workflows.directory.oidc.DirectoryOIDCBackend"]
+    settings.AUTHENTICATION_BACKENDS = authentication_backends(
+        local=settings.SLIPWAY_LOCAL_LOGIN, oidc=True, ldap=settings.SLIPWAY_LDAP_ENABLED)
     oidc._discovered.clear()
 
 

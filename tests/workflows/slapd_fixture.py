@@ -183,12 +183,13 @@ def slapd(tmp_path_factory) -> Iterator[Directory]:
 
 def directory_settings(settings, env: dict[str, str]) -> None:
     """Configure Slipway for a directory as ``paas_site.settings`` does from these variables."""
-    from paas_site.signin_config import ldap_settings
+    from paas_site.signin_config import authentication_backends, ldap_settings
 
     for name, value in ldap_settings(env).items():
         setattr(settings, name, value)
     settings.SLIPWAY_LDAP_ENABLED = True
-    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "workflows.directory.ldap.DirectoryLDAPBackend"]
+    settings.AUTHENTICATION_BACKENDS = authentication_backends(
+        local=settings.SLIPWAY_LOCAL_LOGIN, ldap=True, oidc=settings.SLIPWAY_OIDC_ENABLED)
 
 
 @pytest.fixture
