@@ -1,14 +1,27 @@
 """OpenID Connect sign-in against a real provider (oidc-provider on Node.js): in Chromium through the console,
 with PKCE (the provider requires it), landing with the mapped roles; a wrong state or nonce is refused."""
+from urllib.parse import urlencode
+
 import pytest
+import requests
 from django.contrib.auth import get_user_model
+from django.core.exceptions import SuspiciousOperation
 from django.test import Client
+from mozilla_django_oidc.utils import generate_code_challenge
 from playwright.sync_api import expect
 
 from deployments.models import ProjectMembership
 from tests.deployments.factories import UserFactory
-from tests.workflows.oidc_fixture import callback_query, provider_login
+from tests.workflows.oidc_fixture import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OTHER_CLIENT_ID,
+    OTHER_CLIENT_SECRET,
+    callback_query,
+    provider_login,
+)
 from workflows.choices import MappingGrant
+from workflows.directory.oidc import DirectoryOIDCBackend
 from workflows.models import AuditEvent, DirectoryAccount, GroupRoleMapping
 
 User = get_user_model()
@@ -117,6 +130,31 @@ def test_a_provider_account_never_takes_over_a_local_one(oidc_signin, mapping):
     assert "did not succeed" in answer.content.decode() and not answer.wsgi_request.user.is_authenticated
     assert not DirectoryAccount.objects.filter(user__in=[local, admin]).exists()
     assert not ProjectMembership.objects.filter(user__in=[local, admin]).exists()
+
+
+def id_token_for(provider, client_id: str, client_secret: str) -> str:
+    """An ID token the provider issues to ``client_id`` (for olivia, nonce "n"), by the code flow with PKCE."""
+    document = requests.get(f"{provider.issuer}/.well-known/openid-configuration", timeout=10).json()
+    verifier = "v" * 64
+    redirect_uri = "http://testserver/oidc/callback/"
+    authorize = document["authorization_endpoint"] + "?" + urlencode({
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": "openid",
+        "state": "s", "nonce": "n", "code_challenge": generate_code_challenge(verifier, "S256"),
+        "code_challenge_method": "S256"})
+    code = callback_query(provider_login(authorize, "olivia"))["code"]
+    answer = requests.post(document["token_endpoint"], timeout=10, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "client_id": client_id,
+        "client_secret": client_secret, "code_verifier": verifier})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["id_token"]
+
+
+@pytest.mark.django_db
+def test_an_id_token_issued_to_another_client_is_refused(oidc_signin):
+    backend = DirectoryOIDCBackend()
+    assert backend.verify_token(id_token_for(oidc_signin, CLIENT_ID, CLIENT_SECRET), nonce="n")["sub"] == "olivia"
+    with pytest.raises(SuspiciousOperation, match="for another client"):
+        backend.verify_token(id_token_for(oidc_signin, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET), nonce="n")
 
 
 @pytest.mark.django_db

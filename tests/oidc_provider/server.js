@@ -2,7 +2,7 @@
 //
 //   node server.js CONFIG.json
 //
-// CONFIG: {"port": 0, "client": {"client_id", "client_secret", "redirect_uris": [...]},
+// CONFIG: {"port": 0, "clients": [{"client_id", "client_secret", "redirect_uris": [...]}, ...],
 //          "accounts": "accounts.json"}. The accounts file is read on every sign-in, so a test can
 // change someone's groups between two sign-ins: {"alice": {"email", "name", "groups": [...],
 // "groups_in": "userinfo" | "id_token" | "both"}}. The development login page accepts any password
@@ -19,12 +19,12 @@ const server = createServer();
 server.listen(config.port || 0, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
-    clients: [{
-      ...config.client,
+    clients: config.clients.map((client) => ({
+      ...client,
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post',
-    }],
+    })),
     pkce: { required: () => true },
     scopes: ['openid', 'email', 'profile', 'groups'],
     claims: {

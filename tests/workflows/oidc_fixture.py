@@ -1,8 +1,9 @@
 """A real OpenID provider for the sign-in tests: panva's ``oidc-provider`` (OpenID Certified) on Node.js.
 
 ``.ci/test`` runs ``npm ci`` in ``tests/oidc_provider/``; the ``oidc_provider`` fixture starts
-``server.js`` there once per session on a free loopback port, with one client (``slipway``, PKCE
-required) whose redirect URIs are the test client's and the live server's callback. Its accounts come
+``server.js`` there once per session on a free loopback port, with two clients (``slipway``, and
+``another-app`` whose tokens Slipway must refuse; PKCE required) whose redirect URIs are the test
+client's and the live server's callback. Its accounts come
 from a JSON file the tests rewrite (``OpenIDProvider.accounts``); its development login page takes any
 password. ``provider_login`` walks that page with ``requests`` (the browser test uses Chromium).
 """
@@ -20,6 +21,7 @@ import requests
 
 HERE = Path(__file__).resolve().parent.parent / "oidc_provider"
 CLIENT_ID, CLIENT_SECRET = "slipway", "oidc-client-secret-9Hq2-7Lp4-Xw3z"
+OTHER_CLIENT_ID, OTHER_CLIENT_SECRET = "another-app", "another-app-secret-4Rt8-1Zm6"  # tokens not meant for us
 ACCOUNTS = {
     "olivia": {"email": "olivia@slipway.test", "groups": ["shop-developers", "finance-team"]},
     "oscar": {"email": "oscar@slipway.test", "groups": ["shop-approvers"], "groups_in": "id_token"},
@@ -65,10 +67,11 @@ def oidc_provider(tmp_path_factory, live_server) -> OpenIDProvider:
     provider = OpenIDProvider("", workdir / "accounts.json")
     provider.accounts(ACCOUNTS)
     config = workdir / "config.json"
-    config.write_text(json.dumps({"port": 0, "accounts": str(provider.accounts_file), "client": {
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "redirect_uris": ["http://testserver/oidc/callback/", f"{live_server.url}/oidc/callback/"],
-    }}))
+    redirect_uris = ["http://testserver/oidc/callback/", f"{live_server.url}/oidc/callback/"]
+    config.write_text(json.dumps({"port": 0, "accounts": str(provider.accounts_file), "clients": [
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris},
+        {"client_id": OTHER_CLIENT_ID, "client_secret": OTHER_CLIENT_SECRET, "redirect_uris": redirect_uris},
+    ]}))
     process = subprocess.Popen([node, str(HERE / "server.js"), str(config)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:

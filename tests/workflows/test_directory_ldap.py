@@ -194,3 +194,11 @@ def test_a_directory_that_cannot_be_reached_changes_nothing(ldap_signin, mapping
     alice.refresh_from_db()
     assert alice.is_active and ApiToken.objects.filter(user=alice).exists()
     assert not AuditEvent.objects.filter(action="signin.account_disabled").exists()
+
+
+def test_a_mapped_platform_admin_signs_in_to_the_admin(ldap_signin, mapping):
+    client = Client()
+    answer = client.post("/admin/login/?next=/admin/", {"username": "frank", "password": PASSWORD, "next": "/admin/"})
+    assert answer.status_code == 302 and answer["Location"] == "/admin/"
+    assert client.get("/admin/workflows/grouprolemapping/").status_code == 200
+    assert AuditEvent.objects.filter(action="signin.succeeded", after__method="ldap").count() == 1
