@@ -557,6 +557,7 @@ class DirectoryAccount(models.Model):
     checked_at = models.DateTimeField(help_text="When the directory last confirmed the account.")
     granted_finance = models.BooleanField(default=False)
     granted_admin_access = models.BooleanField(default=False)
+    granted_approvers_group = models.BooleanField(default=False)
     granted_platform_admin = models.BooleanField(default=False)
     disabled_by_directory = models.BooleanField(
         default=False, help_text="Deactivated because the directory no longer has the account (or disabled it); a "

@@ -140,5 +140,5 @@ class DirectoryAccountAdmin(ReadOnlyRows):
     search_fields = ["user__username", "subject"]
     list_select_related = ["user"]
     fields = ["user", "source", "subject", "groups", "checked_at", "granted_finance", "granted_admin_access",
-              "granted_platform_admin", "disabled_by_directory"]
+              "granted_approvers_group", "granted_platform_admin", "disabled_by_directory"]
     readonly_fields = fields

@@ -88,6 +88,8 @@ def test_groups_from_the_id_token_when_userinfo_has_none(oidc_signin, mapping):
     assert answer.status_code == 302 and answer["Location"] == "/"
     oscar = User.objects.get(username="oscar")
     assert ProjectMembership.objects.get(user=oscar).role == "approver" and oscar.is_staff
+    assert oscar.has_perm("workflows.view_release")  # approvers' admin access: they sign off there
+    assert client.get("/admin/workflows/release/").status_code == 200
 
 
 @pytest.mark.django_db

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
@@ -39,6 +39,7 @@ from ..models import ApiToken, DirectoryAccount, GroupRoleMapping
 from .signin import api_tokens_revoke
 
 RANK = {Role.DEVELOPER: 1, Role.APPROVER: 2, Role.MAINTAINER: 3}
+APPROVERS_GROUP = "approvers"  # admin_access: is_staff and this group's view permissions (as the demo's approvers)
 MAPPING_FIELDS = ("source", "group", "grant", "project", "role")
 
 
@@ -96,7 +97,11 @@ def directory_sign_in(*, user: AbstractBaseUser, source: str, subject: str, grou
                                                                          wanted=grants.roles):
         audit.role_mapped(user=user, what=f"role in {membership.project.slug}", before=before, after=after,
                           groups=groups, project_id=membership.project_id)
-    _finance_apply(user, account, grants.finance, groups)
+    _group_apply(user, account, Group.objects.get_or_create(name=FINANCE_GROUP)[0], "granted_finance",
+                 grants.finance, groups, what="finance")
+    if grants.admin_access or account.granted_approvers_group:
+        _group_apply(user, account, approvers_group(actor=DIRECTORY), "granted_approvers_group",
+                     grants.admin_access, groups, what="approvers' admin rights")
     _flag_apply(user, account, "is_staff", "granted_admin_access", grants.admin_access or grants.platform_admin,
                 groups, what="admin access")
     _flag_apply(user, account, "is_superuser", "granted_platform_admin", grants.platform_admin, groups,
@@ -118,18 +123,32 @@ def directory_sign_in(*, user: AbstractBaseUser, source: str, subject: str, grou
     return account
 
 
-def _finance_apply(user: AbstractBaseUser, account: DirectoryAccount, wanted: bool, groups: list[str]) -> None:
-    finance, _ = Group.objects.get_or_create(name=FINANCE_GROUP)
-    has = user.groups.filter(pk=finance.pk).exists()
+def approvers_group(*, actor: Actor) -> Group:
+    """The Django group that lets approvers sign off in the admin: they view releases and their audit trail
+    (the services check the rest). Made, or its permissions set right, here (audited)."""
+    group, created = Group.objects.get_or_create(name=APPROVERS_GROUP)
+    before = None if created else audit.snapshot(group)
+    group.permissions.set(Permission.objects.filter(content_type__app_label="workflows",
+                                                    codename__in=["view_release", "view_auditevent"]))
+    if created:
+        audit.object_created(actor=actor, obj=group)
+    elif audit.snapshot(group) != before:
+        audit.object_changed(actor=actor, obj=group, before=before)
+    return group
+
+
+def _group_apply(user: AbstractBaseUser, account: DirectoryAccount, group: Group, granted: str, wanted: bool,
+                 groups: list[str], *, what: str) -> None:
+    has = user.groups.filter(pk=group.pk).exists()
     if wanted and not has:
-        user.groups.add(finance)
-        account.granted_finance = True
-        audit.role_mapped(user=user, what="finance", before=False, after=True, groups=groups)
-    elif not wanted and account.granted_finance:
-        account.granted_finance = False
+        user.groups.add(group)
+        setattr(account, granted, True)
+        audit.role_mapped(user=user, what=what, before=False, after=True, groups=groups)
+    elif not wanted and getattr(account, granted):
+        setattr(account, granted, False)
         if has:
-            user.groups.remove(finance)
-            audit.role_mapped(user=user, what="finance", before=True, after=False, groups=groups)
+            user.groups.remove(group)
+            audit.role_mapped(user=user, what=what, before=True, after=False, groups=groups)
 
 
 def _flag_apply(user: AbstractBaseUser, account: DirectoryAccount, flag: str, granted: str, wanted: bool,
