@@ -7,6 +7,10 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
+# python-ldap (LDAP sign-in) is published as source only: it builds against OpenLDAP's and SASL's headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential libldap2-dev libsasl2-dev \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 # Test and lint tools stay out of the image; everything else is built as wheels and installed into one venv.
 RUN grep -viE '^(pytest|pytest-django|factory-boy|schemathesis|playwright|kubernetes-validate|ruff|dockerfile-parse)==' \
@@ -21,7 +25,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SLIPWAY_VAR_DIR=/tmp/slipway \
     STATIC_ROOT=/app/static
-RUN groupadd --gid 10001 slipway \
+# the libraries python-ldap was built against
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 slipway \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin slipway
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app

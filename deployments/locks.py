@@ -10,7 +10,8 @@ Row locks are always taken in this order (a transaction may skip ranks, never go
 4. rows of other apps touched inside those transactions, each by one writer at a time: ``dns.Record`` rows
    of the lane (``rows_lock``, in id order), a billing price book or budget and the Environment or Cluster
    row a price-book writer serializes its scope on (``billing``), ``deployments.BaseImage``, API tokens and
-   sign-in attempt rows (``workflows.services.signin``);
+   sign-in attempt rows (``workflows.services.signin``); at a directory sign-in the user row, then its
+   ``workflows.DirectoryAccount``, then its memberships (``workflows.services.directory``);
 5. the audit chain head, last: every transaction appends its audit events at its end.
 
 Locks are FOR NO KEY UPDATE of the row itself: they serialize the services with each other but never block

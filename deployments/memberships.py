@@ -1,16 +1,20 @@
-"""Every write of project memberships (API, admin, commands): add, change the role, remove; each audited.
+"""Every write of project memberships (API, admin, commands, the group mapping): add, change, remove; audited.
 
 A membership never moves: its project and user are fixed once it exists (remove it and add another).
 Adding, changing or removing one needs the right to manage memberships in its project, checked here.
+The group mapping (``memberships_sync_mapped``) writes only memberships it made (``via_mapping``): a
+membership given by hand is never changed or removed by it, and changing a mapped one by hand makes it
+hand-made.
 """
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from paas_site.actors import Actor
+from paas_site.actors import Actor, SystemActor
 from paas_site.errors import invalid_fields
 
 from . import changes
 from .choices import Role
+from .locks import rows_lock
 from .models import Project, ProjectMembership
 from .permissions import Action, project_require
 
@@ -49,7 +53,8 @@ def membership_change(
     _check_role(role)
     before = changes.recorder().snapshot(membership)
     membership.role = role
-    membership.save(update_fields=["role"])
+    membership.via_mapping = False  # a maintainer decided this role: the group mapping leaves it alone now
+    membership.save(update_fields=["role", "via_mapping"])
     changes.recorder().object_changed(actor=actor, obj=membership, before=before)
     return membership
 
@@ -67,3 +72,31 @@ def membership_delete(*, actor: Actor, membership_id: int) -> None:
 def _check_role(role: str) -> None:
     if role not in Role.values:
         raise invalid_fields({"role": [f"must be one of {', '.join(Role.values)}."]})
+
+
+def memberships_sync_mapped(
+    *, actor: SystemActor, user: AbstractBaseUser, wanted: dict[int, str],
+) -> list[tuple[ProjectMembership, str | None, str | None]]:
+    """Make ``user``'s mapped memberships exactly ``wanted`` (project id → role), leaving hand-made ones alone.
+
+    Only the group mapping calls this, as a ``SystemActor`` (it acts on the directory's word, not on a
+    user's right). Returns (membership, role before, role after) for each change; the caller audits them.
+    """
+    if not isinstance(actor, SystemActor):
+        raise TypeError("Only the group mapping (a SystemActor) syncs mapped memberships.")
+    changed: list[tuple[ProjectMembership, str | None, str | None]] = []
+    current = {m.project_id: m for m in rows_lock(ProjectMembership.objects.filter(user=user))}
+    for project_id, membership in current.items():
+        if membership.via_mapping and project_id not in wanted:
+            changed.append((membership, membership.role, None))
+            membership.delete()
+        elif membership.via_mapping and membership.role != wanted[project_id]:
+            changed.append((membership, membership.role, wanted[project_id]))
+            membership.role = wanted[project_id]
+            membership.save(update_fields=["role"])
+    for project_id, role in sorted(wanted.items()):
+        if project_id not in current:
+            _check_role(role)
+            membership = ProjectMembership.objects.create(project_id=project_id, user=user, role=role, via_mapping=True)
+            changed.append((membership, None, role))
+    return changed

@@ -51,6 +51,9 @@ class ProjectMembership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Made by the group mapping at sign-in (workflows.directory): it changes or removes only these, never a
+    # membership given by hand; a hand-made change of the role makes it a hand-made membership.
+    via_mapping = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["project__slug", "user__username"]

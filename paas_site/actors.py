@@ -38,6 +38,7 @@ BILLING = SystemActor("billing")  # metering, rating, budget alerts
 BASE_IMAGES_SEED = SystemActor("base_images_seed")  # the base_images_seed command
 SEED_DEMO = SystemActor("seed_demo")  # the seed_demo command (demo data, DEBUG only)
 SIGNIN = SystemActor("signin")  # sign-in lockouts (django-axes)
+DIRECTORY = SystemActor("directory")  # the group mapping and directory re-checks (workflows.directory)
 
 
 def actor_check(actor: object) -> Actor:

@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from paas_site.keyring import KeyringError, keyring_parse
+from paas_site.signin_config import authentication_backends, ldap_settings, oidc_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SLIPWAY_VAR_DIR", BASE_DIR / "var"))
@@ -105,6 +106,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "workflows.directory.tokens.DirectoryRecheckMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -162,11 +164,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 
-# Axes first: it refuses a locked-out client before any password is checked (see workflows.lockout).
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# --- Company sign-in: local accounts, LDAP / Active Directory, OpenID Connect (README: Company sign-in) -----
+# Each method is on when configured; groups map to roles at every sign-in (workflows.directory).
+SLIPWAY_LOCAL_LOGIN = env_bool("SLIPWAY_LOCAL_LOGIN", True)
+globals().update(ldap_settings(os.environ))  # a bad value stops the start, naming the variable
+globals().update(oidc_settings(os.environ))
+SLIPWAY_LDAP_ENABLED = "AUTH_LDAP_SERVER_URI" in globals()
+SLIPWAY_OIDC_ENABLED = "SLIPWAY_OIDC_ISSUER" in globals()
+# A directory account's API tokens and sessions re-check the directory when the last check is older than this.
+SLIPWAY_DIRECTORY_RECHECK_SECONDS = int(os.environ.get("SLIPWAY_DIRECTORY_RECHECK_SECONDS", "300"))
+
+AUTHENTICATION_BACKENDS = authentication_backends(local=SLIPWAY_LOCAL_LOGIN, ldap=SLIPWAY_LDAP_ENABLED,
+                                                  oidc=SLIPWAY_OIDC_ENABLED)  # see workflows.lockout
 
 # The web console (workflows.console) signs people in; the admin keeps its own login page.
 LOGIN_URL = "console:login"
@@ -179,7 +188,7 @@ MEDIA_ROOT = Path(os.environ.get("SLIPWAY_MEDIA_ROOT", VAR_DIR / "media"))
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "workflows.directory.tokens.DirectoryTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -229,7 +238,7 @@ AXES_LOCKOUT_CALLABLE = "workflows.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = False  # a good password elsewhere must not lift a lock an attacker earned here
 AXES_ENABLE_ADMIN = False  # workflows.admin registers its own, audited, unlock action
 AXES_VERBOSE = False
-AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken"]
+AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken", "code", "code_verifier"]
 
 # API tokens (knox): only a SHA-512 digest is stored; the token is shown once, when it is made.
 SLIPWAY_API_TOKEN_SECONDS = int(os.environ.get("SLIPWAY_API_TOKEN_SECONDS", str(8 * 3600)))

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from workflows.api.tokens import ApiTokenViewSet, TokenSignInView
+from workflows.directory.oidc import SignInCallback, SignInStart
 
 from .api import api_not_found
 
@@ -26,5 +27,7 @@ urlpatterns = [
     # the split view serves its script as a file: the CSP allows no inline script
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     re_path(r"^api/(?P<path>.*)$", api_not_found),
+    path("oidc/authenticate/", SignInStart.as_view(), name="oidc-authenticate"),
+    path("oidc/callback/", SignInCallback.as_view(), name="oidc-callback"),
     path("", include("workflows.console.urls")),
 ]

@@ -22,7 +22,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from deployments.models import Application, Environment
-from paas_site.actors import SIGNIN, WORKER, Actor, actor_label, actor_user
+from paas_site.actors import DIRECTORY, SIGNIN, WORKER, Actor, actor_label, actor_user
 from paas_site.correlation import current_correlation_id
 from paas_site.crypto import EncryptedTextField
 
@@ -113,6 +113,34 @@ def api_token_revoked(*, actor: Actor, token: models.Model, reason: str) -> Audi
         before={"user": token.user.get_username(), "name": token.name, "expiry": token.expiry.isoformat()},
         message=f"API token {token.name!r} of {token.user.get_username()} revoked: {reason}",
     )
+
+
+def signin_succeeded(*, user: AbstractBaseUser, method: str, groups: list[str] | None = None) -> AuditEvent:
+    """A user signed in (console, admin, API token) through ``method``: local, ldap or oidc."""
+    after: dict[str, Any] = {"method": method}
+    if groups is not None:
+        after["groups"] = groups
+    return _append(actor=user, action=AuditAction.SIGNIN_SUCCEEDED, target=user, after=after,
+                   message=f"{user.get_username()} signed in ({method})")
+
+
+def signin_account_disabled(*, user: AbstractBaseUser, source: str, revoked_tokens: int) -> AuditEvent:
+    """The directory no longer has (or disabled) the account: the user is deactivated, their tokens revoked."""
+    return _append(actor=DIRECTORY, action=AuditAction.SIGNIN_ACCOUNT_DISABLED, target=user,
+                   before={"is_active": True}, after={"is_active": False, "revoked_tokens": revoked_tokens},
+                   message=f"{user.get_username()} is disabled or gone in {source}: deactivated, "
+                           f"{revoked_tokens} API token(s) revoked")
+
+
+def role_mapped(*, user: AbstractBaseUser, what: str, before: Any, after: Any, groups: list[str],
+                project_id: int | None = None) -> AuditEvent:
+    """The group mapping gave or took ``what`` (a project role, finance, admin access, platform admin)."""
+    granted = after not in (None, False)
+    action = AuditAction.ROLE_GRANTED if granted else AuditAction.ROLE_REVOKED
+    change = f"{before} → {after}" if before not in (None, False) and granted else ("granted" if granted else "removed")
+    return _append(actor=DIRECTORY, action=action, target=user, project_id=project_id,
+                   before={what: before}, after={what: after, "groups": groups},
+                   message=f"{user.get_username()}: {what} {change} by the group mapping")
 
 
 def release_picture(release: Release) -> dict[str, Any]:

@@ -119,3 +119,30 @@ class AuditAction(models.TextChoices):
     SIGNIN_UNLOCKED = "signin.unlocked", "Sign-in unlocked"
     API_TOKEN_ISSUED = "api_token.issued", "API token issued"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
+    SIGNIN_SUCCEEDED = "signin.succeeded", "Signed in"
+    SIGNIN_ACCOUNT_DISABLED = "signin.account_disabled", "Directory account disabled"
+    ROLE_GRANTED = "role.granted", "Role granted by the group mapping"
+    ROLE_REVOKED = "role.revoked", "Role removed by the group mapping"
+
+
+class SignInMethod(models.TextChoices):
+    LOCAL = "local", "Local account"
+    LDAP = "ldap", "LDAP / Active Directory"
+    OIDC = "oidc", "OpenID Connect"
+
+
+class MappingSource(models.TextChoices):
+    """Which sign-in's groups a mapping row reads."""
+
+    ANY = "any", "LDAP or OpenID Connect"
+    LDAP = "ldap", "LDAP / Active Directory"
+    OIDC = "oidc", "OpenID Connect"
+
+
+class MappingGrant(models.TextChoices):
+    """What membership of a group gives; only ``project_role`` names a project and a role."""
+
+    PROJECT_ROLE = "project_role", "A role in a project"
+    FINANCE = "finance", "The finance group"
+    ADMIN_ACCESS = "admin_access", "Admin site access (approvers sign off there)"
+    PLATFORM_ADMIN = "platform_admin", "Platform admin (superuser)"

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 from knox.models import AbstractAuthToken
 
+from deployments.choices import Role
 from deployments.models import Application, Environment, Package, Project, Revision
 from deployments.specs import DeploySpec, canonical_sha256
 from paas_site import outbound
@@ -32,8 +33,11 @@ from .choices import (
     Decision,
     DeliveryStatus,
     FreezeKind,
+    MappingGrant,
+    MappingSource,
     NotificationEvent,
     ReleaseState,
+    SignInMethod,
     Step,
     StepStatus,
     WebhookEvent,
@@ -636,3 +640,62 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery #{self.delivery_id}: {self.outcome}"
+
+
+class GroupRoleMapping(models.Model):
+    """One rule of the group mapping: members of ``group`` (as the sign-in ``source`` names it) get ``grant``.
+
+    Applied at every sign-in through LDAP or OpenID Connect (``workflows.services.directory``); what a rule
+    granted is taken away at the first sign-in without the group. Platform admins edit it (admin, API).
+    """
+
+    source = models.CharField(max_length=8, choices=MappingSource.choices, default=MappingSource.ANY)
+    group = models.CharField(max_length=255, help_text="The group's name: its cn in LDAP, a value of the groups "
+                                                       "claim in OpenID Connect. Compared without case.")
+    grant = models.CharField(max_length=16, choices=MappingGrant.choices)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="group_mappings")
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+
+    class Meta:
+        ordering = ["group", "grant", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "group", "grant", "project"], name="group_mapping_unique",
+                                    nulls_distinct=False),
+            models.CheckConstraint(
+                name="group_mapping_project_role_names_both",
+                condition=(Q(grant=MappingGrant.PROJECT_ROLE, project__isnull=False) & ~Q(role=""))
+                | (~Q(grant=MappingGrant.PROJECT_ROLE) & Q(project__isnull=True, role="")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"{self.role} of {self.project}" if self.grant == MappingGrant.PROJECT_ROLE else self.grant
+        return f"{self.source} group {self.group} → {what}"
+
+
+class DirectoryAccount(models.Model):
+    """The link of a Slipway user to the directory or OpenID provider that signs them in.
+
+    A user with one was made by that sign-in and no other: a directory never takes over a local account. The
+    ``granted_*`` flags say which platform-wide rights the group mapping gave, so it takes back only those.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account")
+    source = models.CharField(max_length=8, choices=SignInMethod.choices)
+    subject = models.CharField(max_length=512, help_text="The LDAP DN, or the OpenID subject (sub).")
+    groups = models.JSONField(default=list, blank=True, help_text="The groups seen at the latest check.")
+    checked_at = models.DateTimeField(help_text="When the directory last confirmed the account.")
+    granted_finance = models.BooleanField(default=False)
+    granted_admin_access = models.BooleanField(default=False)
+    granted_approvers_group = models.BooleanField(default=False)
+    granted_platform_admin = models.BooleanField(default=False)
+    disabled_by_directory = models.BooleanField(
+        default=False, help_text="Deactivated because the directory no longer has the account (or disabled it); a "
+                                 "sign-in through the directory activates it again.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "subject"], name="directory_account_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} via {self.source}"

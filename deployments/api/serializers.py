@@ -53,7 +53,8 @@ class ProjectMembershipSerializer(ModelCleanSerializer):
 
     class Meta:
         model = ProjectMembership
-        fields = ["id", "project", "user", "role", "created_at"]
+        fields = ["id", "project", "user", "role", "created_at", "via_mapping"]
+        read_only_fields = ["via_mapping"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

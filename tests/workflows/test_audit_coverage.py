@@ -45,7 +45,16 @@ from tests.deployments.factories import (
 from tests.dns.factories import EnvironmentZoneFactory, ZoneFactory
 from tests.workflows.factories import PINNED, file_release
 from workflows.choices import ReleaseState
-from workflows.models import ApiToken, AuditEvent, CiToken, FreezeWindow, NotificationChannel, ProjectWebhook, Release
+from workflows.models import (
+    ApiToken,
+    AuditEvent,
+    CiToken,
+    FreezeWindow,
+    GroupRoleMapping,
+    NotificationChannel,
+    ProjectWebhook,
+    Release,
+)
 from workflows.services import ci_tokens, signin
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +86,11 @@ def ci_token(project=None) -> CiToken:
     project = project or ProjectFactory()
     owner = MembershipFactory(project=project, role="maintainer").user
     return ci_tokens.ci_token_create(actor=owner, project=project, name="ci")[0]
+
+
+def group_mapping(project=None) -> GroupRoleMapping:
+    return GroupRoleMapping.objects.create(group=f"walk-{GroupRoleMapping.objects.count()}", grant="project_role",
+                                           project=project or ProjectFactory(), role="developer")
 
 
 ADMIN_CASES: dict[type[models.Model], AdminCase] = {
@@ -131,6 +145,10 @@ ADMIN_CASES: dict[type[models.Model], AdminCase] = {
         new=lambda: {"name": "walked", "environment": EnvironmentFactory().pk, "currency": "EUR",
                      "valid_from_0": "2026-01-01", "valid_from_1": "00:00:00", "cpu_core_hour": "0.04",
                      "memory_gib_hour": "0.005", "storage_gib_hour": "0", "ingress_hour": "0"}),
+    GroupRoleMapping: AdminCase(
+        make=lambda: group_mapping(), edit=lambda m: {"source": "ldap", "group": m.group, "grant": "project_role",
+                                                      "project": m.project_id, "role": "maintainer"},
+        new=lambda: {"source": "any", "group": "walk-finance", "grant": "finance"}),
     Budget: AdminCase(
         make=lambda: BudgetFactory(project=ProjectFactory()), edit=lambda b: {"amount": "250.00"},
         new=lambda: {"project": ProjectFactory().pk, "month": "2026-04-01", "amount": "100.00", "currency": "EUR"}),
@@ -539,6 +557,18 @@ API_CASES: dict[str, ApiCase] = {
     "v1_hooks_ci_create": ApiCase("anonymous", ci_hook, "workflows.release"),
     "v1_auth_token_create": ApiCase("anonymous", lambda w: ("/api/v1/auth/token/", {
         "username": "walk-developer", "password": "correct horse battery staple", "name": "cli"}), "workflows.apitoken"),
+    "v1_auth_group_mappings_create": ApiCase("admin", lambda w: ("/api/v1/auth/group-mappings/", {
+        "group": "walk-devs", "grant": "project_role", "project": "shop", "role": "developer"}),
+        "workflows.grouprolemapping"),
+    "v1_auth_group_mappings_update": ApiCase("admin", lambda w: (
+        f"/api/v1/auth/group-mappings/{group_mapping(w.shop).id}/", {
+            "group": "walk-renamed", "grant": "project_role", "project": "shop", "role": "approver"}),
+        "workflows.grouprolemapping"),
+    "v1_auth_group_mappings_partial_update": ApiCase("admin", lambda w: (
+        f"/api/v1/auth/group-mappings/{group_mapping(w.shop).id}/", {"role": "maintainer"}),
+        "workflows.grouprolemapping"),
+    "v1_auth_group_mappings_destroy": ApiCase("admin", lambda w: (
+        f"/api/v1/auth/group-mappings/{group_mapping(w.shop).id}/", None), "workflows.grouprolemapping"),
     "v1_auth_tokens_create": ApiCase("developer", lambda w: ("/api/v1/auth/tokens/", {"name": "laptop"}),
                                      "workflows.apitoken"),
     "v1_auth_tokens_destroy": ApiCase("developer", lambda w: (

@@ -72,6 +72,7 @@ class TokenSignInView(APIView):
             if getattr(request._request, "axes_locked_out", False):
                 return lockout_response(request._request)
             raise ApplicationError("Unable to log in with the username and password given.")
+        signin.signin_record(user=user)
         token, value = signin.api_token_issue(user=user, name=credentials["name"],
                                               expires_in=credentials.get("expires_in"))
         return issued(request, token, value, status.HTTP_200_OK)

@@ -1,9 +1,10 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import notifications, views
+from . import directory, notifications, views
 
 router = SimpleRouter()
+router.register("auth/group-mappings", directory.GroupRoleMappingViewSet, basename="group-mapping")
 router.register("applications", views.ApplicationOperationsViewSet, basename="application-operations")
 router.register("releases", views.ReleaseViewSet, basename="release")
 router.register("audit", views.AuditEventViewSet, basename="audit-event")

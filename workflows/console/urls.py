@@ -2,13 +2,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import applications, common, costs, notifications, releases, tokens
+from .views import applications, common, costs, notifications, releases, signin, tokens
 
 app_name = "console"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="console/login.html", redirect_authenticated_user=True),
-         name="login"),
+    path("login/", signin.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),  # POST only
     path("project/", common.project_switch, name="project-switch"),
     path("", applications.dashboard, name="dashboard"),

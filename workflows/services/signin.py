@@ -1,4 +1,4 @@
-"""Sign-in writes: API tokens issued and revoked, lockouts recorded and lifted — each audited with its change.
+"""Sign-in writes: sign-ins recorded, API tokens issued and revoked, lockouts recorded and lifted — each audited.
 
 A token's value exists only in the answer that issues it; the database keeps knox's SHA-512 digest. Every
 token expires: ``SLIPWAY_API_TOKEN_SECONDS`` unless asked otherwise, never later than
@@ -16,7 +16,28 @@ from deployments.locks import rows_lock
 from paas_site.errors import NotFound, invalid_fields
 
 from .. import audit
-from ..models import ApiToken
+from ..choices import SignInMethod
+from ..models import ApiToken, DirectoryAccount
+
+# Which backend signed a user in says which method they used (``user.backend``, set by ``authenticate``).
+BACKEND_METHODS = {
+    "django.contrib.auth.backends.ModelBackend": SignInMethod.LOCAL,
+    "workflows.directory.ldap.DirectoryLDAPBackend": SignInMethod.LDAP,
+    "workflows.directory.oidc.DirectoryOIDCBackend": SignInMethod.OIDC,
+}
+
+
+@transaction.atomic
+def signin_record(*, user: AbstractBaseUser) -> None:
+    """Audit a sign-in (console, admin, API token) with its method and, for a directory, the groups it saw."""
+    method = BACKEND_METHODS.get(getattr(user, "backend", ""), SignInMethod.LOCAL)
+    account = DirectoryAccount.objects.filter(user=user).first() if method != SignInMethod.LOCAL else None
+    audit.signin_succeeded(user=user, method=method, groups=account.groups if account else None)
+
+
+def signin_logged_in(sender, request, user: AbstractBaseUser, **kwargs) -> None:
+    """Django's ``user_logged_in`` signal: every session sign-in, whichever page or method."""
+    signin_record(user=user)
 
 
 def api_token_lifetime(*, seconds: int | None) -> timedelta:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import models, transaction
 from django.utils import timezone
@@ -25,6 +25,7 @@ from deployments.models import Application, BaseImage, Cluster, Environment, Pro
 from dns.models import EnvironmentZone, Zone
 from paas_site.actors import SEED_DEMO
 from workflows import audit
+from workflows.services.directory import approvers_group
 
 ACTOR = SEED_DEMO
 
@@ -36,17 +37,6 @@ DEMO_USERS = [
     ("approver2", Role.APPROVER, False),
     ("finance", None, False),
 ]
-
-
-def approvers_group() -> Group:
-    """Admin access for signing off: view releases and their audit trail (the services check the rest)."""
-    group, created = Group.objects.get_or_create(name="approvers")
-    before = None if created else audit.snapshot(group)
-    group.permissions.set(Permission.objects.filter(
-        content_type__app_label="workflows", codename__in=["view_release", "view_auditevent"]
-    ))
-    record(group, before)
-    return group
 
 
 def record(obj: models.Model, before: dict[str, Any] | None) -> None:
@@ -112,7 +102,7 @@ class Command(BaseCommand):
             if username == "finance":
                 user.groups.add(group_named(FINANCE_GROUP))
             if role == Role.APPROVER:
-                user.groups.add(approvers_group())
+                user.groups.add(approvers_group(actor=ACTOR))
             record(user, before)
             audit.password_changed(actor=ACTOR, user=user)
 
