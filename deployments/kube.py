@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import load_kube_config_from_dict
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.metrics import call_errors_counted
 
 from .kubeconfig import inline_only_problem
 
@@ -181,7 +182,7 @@ class KubeClient:
         return json.loads(response.data)
 
     def _call(self, what: str, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with translate_errors(self.name, what):
+        with call_errors_counted("cluster", self.name, ignore=(ObjectNotFound,)), translate_errors(self.name, what):
             return method(*args, _request_timeout=self.timeout, **kwargs)
 
 

@@ -8,3 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas_site.settings")
 app = Celery("slipway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from paas_site.worker import Heartbeat, MetricsServer  # noqa: E402 (needs the app's settings first)
+
+app.steps["worker"].update({Heartbeat, MetricsServer})

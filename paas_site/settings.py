@@ -114,6 +114,8 @@ MIDDLEWARE = [
 ]
 # Before anything reads the body: refuse what is too large by its declared length (see paas_site.limits).
 MIDDLEWARE.insert(1, "paas_site.limits.RequestBodyLimitMiddleware")
+# First of all: the probes and /metrics, before host checks and the HTTPS redirect (see paas_site.health).
+MIDDLEWARE.insert(0, "paas_site.health.HealthMiddleware")
 
 if not DEBUG:  # in development runserver serves static files itself
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
@@ -366,6 +368,18 @@ SLIPWAY_AUDIT_CHECKPOINT_SECONDS = float(os.environ.get("SLIPWAY_AUDIT_CHECKPOIN
 SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK", "")
 SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET", "")
 SLIPWAY_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SYSLOG", "")
+
+# --- Health and metrics (paas_site.health, paas_site.metrics, paas_site.worker) ----------------
+# /metrics (and a worker's metrics port) answer only "Authorization: Bearer <token>" (constant-time compare);
+# without a token they are closed (403) unless SLIPWAY_METRICS_OPEN says a network policy guards them.
+SLIPWAY_METRICS_TOKEN = os.environ.get("SLIPWAY_METRICS_TOKEN", "")
+SLIPWAY_METRICS_OPEN = env_bool("SLIPWAY_METRICS_OPEN")
+# A Celery worker serves its own figures on this port (0: not at all) and address.
+SLIPWAY_METRICS_WORKER_PORT = int(os.environ.get("SLIPWAY_METRICS_WORKER_PORT", "0"))
+SLIPWAY_METRICS_WORKER_ADDRESS = os.environ.get("SLIPWAY_METRICS_WORKER_ADDRESS", "0.0.0.0")
+# The worker's event loop touches this file every few seconds; `manage.py worker_alive` checks its age.
+SLIPWAY_WORKER_HEARTBEAT_FILE = Path(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_FILE", VAR_DIR / "worker-heartbeat"))
+SLIPWAY_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_SECONDS", "10"))
 
 # --- Billing --------------------------------------------------------------------
 SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))
