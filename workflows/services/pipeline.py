@@ -459,7 +459,8 @@ def steps_reap() -> int:
         step = STEP_OF_STATE[release.state]
         last = release.steps.filter(step=step).order_by("-attempt").first()
         if release.started_at and now - release.started_at > timedelta(seconds=_in_flight_limit(step)):
-            _give_up_stuck(release.id, step)
+            if _give_up_stuck(release.id, step):
+                REAPER_ACTIONS.labels("failed_stuck").inc()
             continue
         if last is None or (last.lease_expires_at and last.lease_expires_at <= now):
             with transaction.atomic():
@@ -486,13 +487,13 @@ def _duration_text(seconds: int) -> str:
 
 
 @transaction.atomic
-def _give_up_stuck(release_id: int, step: str) -> None:
+def _give_up_stuck(release_id: int, step: str) -> bool:
     release = release_lock(release_id)
     if release.state not in IN_FLIGHT or STEP_OF_STATE[release.state] != step:
-        return
+        return False
     reason = f"stuck in {release.state}: in flight for over {_duration_text(_in_flight_limit(step))}; failed by the reaper"
     release.steps.filter(step=step, status__in=[StepStatus.RUNNING, StepStatus.RETRYING]).update(
         status=StepStatus.FAILED, finished_at=timezone.now(), error=reason
     )
     release_fail(release, step=step, reason=reason)
-    transaction.on_commit(lambda: REAPER_ACTIONS.labels("failed_stuck").inc())
+    return True
