@@ -16,11 +16,13 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 from honcho.manager import Manager
 
 from billing.services import usage_demo_backfill
@@ -192,7 +194,9 @@ class Command(BaseCommand):
     def print_addresses(self, port: int) -> None:
         site = f"http://127.0.0.1:{port}"
         self.stdout.write(self.style.SUCCESS(f"\nSlipway console: {site}/  (admin: {site}/admin/)"))
-        self.stdout.write(f"Costs (a month of demo usage; sign in as finance): {site}/costs/")
+        last_month = (timezone.localdate().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        self.stdout.write(f"Costs (30 days of demo usage; sign in as finance): {site}/costs/  "
+                          f"(last month: {site}/costs/?month={last_month})")
         self.stdout.write(f"API: {site}/api/v1/  (docs: {site}/api/docs/)")
         self.stdout.write(f"Metrics: curl -H 'Authorization: Bearer {self.metrics_token}' {site}/metrics"
                           f"  (probes: {site}/healthz, {site}/readyz)")
