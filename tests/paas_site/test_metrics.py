@@ -212,3 +212,14 @@ def test_only_external_errors_are_counted_and_ignored_kinds_are_not():
         with pytest.raises(type(error)), call_errors_counted("dns", "z.example.", ignore=(Missing,)):
             raise error
     assert errors("dns", "z.example.") == before
+
+
+@pytest.mark.django_db
+def test_scrapes_and_probes_log_no_token_and_no_broker_password(metrics_token, caplog, monkeypatch):
+    caplog.set_level("DEBUG")
+    for authorization in (f"Bearer {TOKEN}", f"Bearer {TOKEN}-wrong"):
+        Client().get("/metrics", HTTP_AUTHORIZATION=authorization)
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", f"redis://:hunter2secret@127.0.0.1:{free_port()}/0")
+    Client().get("/readyz")
+    assert "readiness: broker unavailable" in caplog.text
+    assert TOKEN not in caplog.text and "hunter2secret" not in caplog.text
