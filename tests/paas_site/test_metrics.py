@@ -223,3 +223,22 @@ def test_scrapes_and_probes_log_no_token_and_no_broker_password(metrics_token, c
     Client().get("/readyz")
     assert "readiness: broker unavailable" in caplog.text
     assert TOKEN not in caplog.text and "hunter2secret" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_another_part_adds_its_figures_with_a_state_source(metrics_token, monkeypatch):
+    from prometheus_client.core import CounterMetricFamily
+
+    from workflows import metrics as state
+
+    def deliveries():  # e.g. notification deliveries by channel and outcome, read from their table
+        family = CounterMetricFamily("slipway_notification_deliveries", "Deliveries.", labels=["channel", "outcome"])
+        family.add_metric(["smtp", "delivered"], 3)
+        return [family]
+
+    monkeypatch.setattr(state, "STATE_SOURCES", [])
+    state.state_source(deliveries)
+    state.state_source(deliveries)
+    assert state.STATE_SOURCES == [deliveries]  # registered once
+    figures = samples(scrape())
+    assert figures[("slipway_notification_deliveries_total", (("channel", "smtp"), ("outcome", "delivered")))] == 3
