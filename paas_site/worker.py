@@ -2,8 +2,8 @@
 
 Both are worker bootsteps (``paas_site.celery`` adds them), so they run in the worker's main process
 only. The heartbeat is touched every ``SLIPWAY_WORKER_HEARTBEAT_SECONDS`` by the worker's timer (the
-event loop's own with the prefork pool, the timer thread with solo/threads) and stops when the
-worker stops; ``manage.py worker_alive`` is the exec probe that reads it. With
+event loop's own with the prefork pool, the timer thread with solo/threads) until the worker
+stops; ``manage.py worker_alive`` is the exec probe that reads its age. With
 ``SLIPWAY_METRICS_WORKER_PORT`` set the worker serves ``/metrics`` there (same token rule as the
 web): its children's figures too when ``PROMETHEUS_MULTIPROC_DIR`` is set (see ``paas_site.metrics``).
 """
@@ -48,9 +48,9 @@ class Heartbeat(bootsteps.StartStopStep):
             logger.warning("worker heartbeat %s not written: %s", self.path, exc)
 
     def stop(self, worker):
+        # the file is left to go stale: a worker draining its tasks after SIGTERM must not fail its probe at once
         if self.timer_entry is not None:
             self.timer_entry.cancel()
-        self.path.unlink(missing_ok=True)  # a stopped worker is not alive
 
 
 def metrics_app(environ, start_response):
