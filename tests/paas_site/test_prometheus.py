@@ -2,7 +2,8 @@
 
 The worker runs Celery's prefork pool with ``PROMETHEUS_MULTIPROC_DIR``, so the step figures are
 recorded in its child process and served by its main process, as in production; the web is
-``manage.py runserver`` in its own process. Prometheus (Debian's ``/usr/bin/prometheus``) scrapes
+``manage.py runserver`` in its own process, with a multiprocess directory of its own (as gunicorn's
+workers would share one). Prometheus (Debian's ``/usr/bin/prometheus``) scrapes
 both every second with the bearer token and loads the shipped alert rules; the test runs a release
 through the real pipeline and asks Prometheus's HTTP API for it.
 """
@@ -79,6 +80,7 @@ def stack(tmp_path, sandbox_cluster):
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     web_port, worker_port, prometheus_port = free_port(), free_port(), free_port()
     (tmp_path / "worker-metrics").mkdir()
+    (tmp_path / "web-metrics").mkdir()  # the web in multiprocess mode too, as under gunicorn
     common = {"SLIPWAY_METRICS_TOKEN": TOKEN, "DATABASE_URL": database_url,
               "SLIPWAY_AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints")}
     queue = f"metrics-{uuid.uuid4().hex[:8]}"
@@ -98,7 +100,8 @@ def stack(tmp_path, sandbox_cluster):
     with (tmp_path / "servers.log").open("ab") as log:
         worker.start()
         servers.append(Server([sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload",
-                               "--skip-checks"], log, env={**os.environ, **common}))
+                               "--skip-checks"], log,
+                               env={**os.environ, **common, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics")}))
         servers.append(Server(["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
                                f"--storage.tsdb.path={tmp_path / 'tsdb'}", "--log.level=warn"], log))
     stack = {"web": f"http://127.0.0.1:{web_port}", "worker": f"http://127.0.0.1:{worker_port}",
