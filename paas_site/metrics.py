@@ -8,7 +8,7 @@ from the database at scrape time by ``workflows.metrics`` and served by the web'
 Processes: a server or worker with several processes (gunicorn workers, Celery's prefork pool) runs
 with ``PROMETHEUS_MULTIPROC_DIR`` set to a directory of its own, emptied before it starts; each
 process writes its figures there and an exposition sums them (prometheus_client's multiprocess
-mode). A Celery worker serves its figures on ``SLIPWAY_METRICS_WORKER_PORT`` (``paas_site.worker``),
+mode). A Celery worker serves its figures on ``SLIPWAY_WORKER_METRICS_PORT`` (``paas_site.worker``),
 so workers on other machines are scraped one by one, like web pods.
 
 Every exposition asks for ``Authorization: Bearer <SLIPWAY_METRICS_TOKEN>`` (compared in constant

@@ -293,6 +293,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CEL
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# One beat at a time (paas_site.beat_lock): how often a waiting beat retries the lock, and how often the
+# running one checks it still holds it.
+SLIPWAY_BEAT_LOCK_WAIT_SECONDS = float(os.environ.get("SLIPWAY_BEAT_LOCK_WAIT_SECONDS", "10"))
+SLIPWAY_BEAT_LOCK_CHECK_SECONDS = float(os.environ.get("SLIPWAY_BEAT_LOCK_CHECK_SECONDS", "10"))
 
 # --- Logging: secrets are never logged; keep the format plain ----------------
 LOGGING = {
@@ -375,8 +379,13 @@ SLIPWAY_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SYSLO
 SLIPWAY_METRICS_TOKEN = os.environ.get("SLIPWAY_METRICS_TOKEN", "")
 SLIPWAY_METRICS_OPEN = env_bool("SLIPWAY_METRICS_OPEN")
 # A Celery worker serves its own figures on this port (0: not at all) and address.
-SLIPWAY_METRICS_WORKER_PORT = int(os.environ.get("SLIPWAY_METRICS_WORKER_PORT", "0"))
-SLIPWAY_METRICS_WORKER_ADDRESS = os.environ.get("SLIPWAY_METRICS_WORKER_ADDRESS", "0.0.0.0")
+SLIPWAY_WORKER_METRICS_PORT = int(os.environ.get("SLIPWAY_WORKER_METRICS_PORT", "0"))
+SLIPWAY_WORKER_METRICS_ADDRESS = os.environ.get("SLIPWAY_WORKER_METRICS_ADDRESS", "0.0.0.0")
+# prometheus_client's multiprocess mode (it reads the variable itself): the processes of one server pool their
+# figures in this directory, which must be emptied before the server starts; made here, before any figure is.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 # The worker's event loop touches this file every few seconds; `manage.py worker_alive` checks its age.
 SLIPWAY_WORKER_HEARTBEAT_FILE = Path(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_FILE", VAR_DIR / "worker-heartbeat"))
 SLIPWAY_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_SECONDS", "10"))

@@ -4,7 +4,7 @@ Both are worker bootsteps (``paas_site.celery`` adds them), so they run in the w
 only. The heartbeat is touched every ``SLIPWAY_WORKER_HEARTBEAT_SECONDS`` by the worker's timer (the
 event loop's own with the prefork pool, the timer thread with solo/threads) until the worker
 stops; ``manage.py worker_alive`` is the exec probe that reads its age. With
-``SLIPWAY_METRICS_WORKER_PORT`` set the worker serves ``/metrics`` there (same token rule as the
+``SLIPWAY_WORKER_METRICS_PORT`` set the worker serves ``/metrics`` there (same token rule as the
 web): its children's figures too when ``PROMETHEUS_MULTIPROC_DIR`` is set (see ``paas_site.metrics``).
 """
 import json
@@ -85,13 +85,13 @@ class MetricsServer(bootsteps.StartStopStep):
         self.server = None
 
     def start(self, worker):
-        port = settings.SLIPWAY_METRICS_WORKER_PORT
+        port = settings.SLIPWAY_WORKER_METRICS_PORT
         if not port:
             return
-        self.server = make_server(settings.SLIPWAY_METRICS_WORKER_ADDRESS, port, metrics_app,
+        self.server = make_server(settings.SLIPWAY_WORKER_METRICS_ADDRESS, port, metrics_app,
                                   server_class=_Server, handler_class=_QuietHandler)
         threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True).start()
-        logger.info("worker metrics on %s:%s/metrics", settings.SLIPWAY_METRICS_WORKER_ADDRESS, port)
+        logger.info("worker metrics on %s:%s/metrics", settings.SLIPWAY_WORKER_METRICS_ADDRESS, port)
 
     def stop(self, worker):
         if self.server is not None:

@@ -86,7 +86,7 @@ def stack(tmp_path, sandbox_cluster):
     queue = f"metrics-{uuid.uuid4().hex[:8]}"
     worker = WorkerProcess(
         tmp_path / "worker.log", queue=queue, broker_url=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
-        SLIPWAY_METRICS_WORKER_PORT=str(worker_port), SLIPWAY_METRICS_WORKER_ADDRESS="127.0.0.1",
+        SLIPWAY_WORKER_METRICS_PORT=str(worker_port), SLIPWAY_WORKER_METRICS_ADDRESS="127.0.0.1",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
         SLIPWAY_WORKER_HEARTBEAT_FILE=str(tmp_path / "heartbeat"), SLIPWAY_WORKER_HEARTBEAT_SECONDS="0.5", **common,
     )
