@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.registry import Collector
 
 from paas_site.errors import ExternalError, TransientError
@@ -51,7 +51,7 @@ LANE_WAIT = Histogram(
     ["environment"], buckets=WAIT_BUCKETS,
 )
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST  # the text format Prometheus 2 scrapes
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @contextmanager
