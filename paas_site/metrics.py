@@ -51,6 +51,7 @@ LANE_WAIT = Histogram(
     ["environment"], buckets=WAIT_BUCKETS,
 )
 
+# the 0.0.4 text format, which Prometheus 2 parses (prometheus_client 0.26 calls 1.0.0 its latest)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
