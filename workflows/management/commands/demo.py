@@ -167,7 +167,8 @@ class Command(BaseCommand):
         def add(name: str, command: str) -> None:  # its output to var/<name>.log, not the terminal
             manager.add_process(name, f"exec {command} >> {settings.VAR_DIR / f'{name}.log'} 2>&1", env=env)
 
-        add("sandbox", f"{manage} sandbox_cluster --port {sandbox_port} --token {SANDBOX_TOKEN}")
+        # plain HTTP: the demo's Cluster rows are seeded before the sandbox (and so its CA) exists
+        add("sandbox", f"{manage} sandbox_cluster --port {sandbox_port} --token {SANDBOX_TOKEN} --http")
         # one solo worker: the embedded SQLite database takes one writer at a time anyway
         add("worker", f"{celery} worker --pool=solo --loglevel=INFO")
         add("beat", f"{celery} beat --loglevel=INFO --schedule {settings.VAR_DIR / 'celerybeat-schedule'}")
