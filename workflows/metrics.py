@@ -2,7 +2,8 @@
 
 Releases by state and environment, approvals pending and the oldest one's age, releases queued in
 their lanes and the longest wait, the oldest release in flight, the audit trail's checkpoint age and
-unanchored time, and recent metering gaps: three cheap queries per scrape whatever the table sizes
+unanchored time, recent metering gaps, and notification delivery attempts by medium and outcome
+(with the deliveries still pending): five cheap queries per scrape whatever the table sizes
 (grouped counts and minimums; ``tests/paas_site/test_metrics.py`` counts them). Every web process
 serves the same numbers: aggregate them with ``max``, not ``sum``. Event figures (step durations,
 retries, …) are in ``paas_site.metrics``.
@@ -18,14 +19,14 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from billing.models import MeteringGap
 
 from . import anchors
-from .choices import IN_FLIGHT, ReleaseState
-from .models import AuditEvent, Release
+from .choices import IN_FLIGHT, DeliveryStatus, ReleaseState
+from .models import AuditEvent, DeliveryAttempt, NotificationDelivery, Release
 
 METERING_GAP_WINDOW = timedelta(hours=24)
 StateSource = Callable[[], Iterable[Metric]]
@@ -45,6 +46,7 @@ class StateCollector(Collector):
         yield from release_families(now)
         yield from audit_families(now, Path(settings.SLIPWAY_AUDIT_CHECKPOINT_DIR))
         yield metering_gaps_family(now)
+        yield from notification_families(now)
         for source in STATE_SOURCES:
             yield from source()
 
@@ -113,3 +115,25 @@ def metering_gaps_family(now: datetime) -> Metric:
     for row in gaps:
         family.add_metric([row["cluster__name"]], row["count"])
     return family
+
+
+def notification_families(now: datetime) -> list[Metric]:
+    """Attempts by medium (email, console, a chat kind) and outcome, from their table; deliveries still pending.
+
+    The attempts are a counter as long as their rows are kept (they go with their notification).
+    """
+    attempts = CounterMetricFamily("slipway_notification_delivery_attempts",
+                                   "Notification delivery attempts by medium and outcome (delivered, retrying, failed).",
+                                   labels=["medium", "outcome"])
+    for row in (DeliveryAttempt.objects.order_by().values("delivery__medium", "outcome").annotate(count=Count("id"))):
+        attempts.add_metric([row["delivery__medium"], row["outcome"]], row["count"])
+    pending = GaugeMetricFamily("slipway_notification_deliveries_pending", "Notification deliveries not yet delivered "
+                                "or given up, by medium.", labels=["medium"])
+    oldest = GaugeMetricFamily("slipway_notification_oldest_pending_seconds",
+                               "Age of the oldest notification delivery still pending, by medium.", labels=["medium"])
+    rows = (NotificationDelivery.objects.filter(status=DeliveryStatus.PENDING).order_by().values("medium")
+            .annotate(count=Count("id"), since=Min("created_at")))
+    for row in rows:
+        pending.add_metric([row["medium"]], row["count"])
+        oldest.add_metric([row["medium"]], _age(now, row["since"]))
+    return [attempts, pending, oldest]

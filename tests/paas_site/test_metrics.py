@@ -18,7 +18,7 @@ from tests.deployments.factories import ApplicationFactory, ClusterFactory, Envi
 from tests.reliability.conftest import free_port
 from tests.workflows.factories import file_release
 from workflows.metrics import audit_families
-from workflows.models import Release
+from workflows.models import DeliveryAttempt, Notification, NotificationDelivery, Release
 from workflows.services.checkpoints import audit_checkpoint_write
 
 TOKEN = "metrics-test-token-" + "m" * 24
@@ -178,13 +178,18 @@ def test_metering_gaps_of_the_last_day_by_cluster(metrics_token):
 def test_the_state_figures_cost_the_same_few_queries_whatever_the_data(metrics_token, two_environments,
                                                                         django_assert_num_queries):
     developer, dev, prod = two_environments
-    # 3 queries: releases grouped by state and environment; the oldest unanchored audit event; metering gaps
-    with django_assert_num_queries(3):
+    # 5 queries: releases grouped by state and environment; the oldest unanchored audit event; metering gaps;
+    # notification attempts by medium and outcome; pending deliveries by medium
+    with django_assert_num_queries(5):
         scrape()
     for n in range(6):
         file_release(actor=developer, application=app(f"a{n}"), environment=prod)
         MeteringGap.objects.create(cluster=prod.cluster, sampled_at=timezone.now(), interval_seconds=300, reason="x")
-    with django_assert_num_queries(3):
+        delivery = NotificationDelivery.objects.create(notification=Notification.objects.create(
+            event="awaiting_approval", project=prod_project()), medium="email", target=f"u{n}")
+        DeliveryAttempt.objects.create(delivery=delivery, number=1, outcome="retrying", started_at=timezone.now(),
+                                       finished_at=timezone.now())
+    with django_assert_num_queries(5):
         scrape()
 
 
@@ -231,8 +236,8 @@ def test_another_part_adds_its_figures_with_a_state_source(metrics_token, monkey
 
     from workflows import metrics as state
 
-    def deliveries():  # e.g. notification deliveries by channel and outcome, read from their table
-        family = CounterMetricFamily("slipway_notification_deliveries", "Deliveries.", labels=["channel", "outcome"])
+    def deliveries():  # figures another part reads from its own table at scrape time
+        family = CounterMetricFamily("slipway_example_deliveries", "Deliveries.", labels=["channel", "outcome"])
         family.add_metric(["smtp", "delivered"], 3)
         return [family]
 
@@ -241,4 +246,32 @@ def test_another_part_adds_its_figures_with_a_state_source(metrics_token, monkey
     state.state_source(deliveries)
     assert state.STATE_SOURCES == [deliveries]  # registered once
     figures = samples(scrape())
-    assert figures[("slipway_notification_deliveries_total", (("channel", "smtp"), ("outcome", "delivered")))] == 3
+    assert figures[("slipway_example_deliveries_total", (("channel", "smtp"), ("outcome", "delivered")))] == 3
+
+
+def prod_project():
+    from deployments.models import Project
+
+    return Project.objects.get(slug="shop")
+
+
+@pytest.mark.django_db
+def test_notification_attempts_by_medium_and_outcome_and_pending_deliveries(metrics_token, project):
+    # given an email delivered at the second attempt, and a chat delivery still pending for an hour
+    notification = Notification.objects.create(event="awaiting_approval", project=project)
+    now = timezone.now()
+    mail = NotificationDelivery.objects.create(notification=notification, medium="email", target="dev",
+                                               status="delivered", attempts=2)
+    for number, outcome in ((1, "retrying"), (2, "delivered")):
+        DeliveryAttempt.objects.create(delivery=mail, number=number, outcome=outcome, started_at=now, finished_at=now)
+    chat = NotificationDelivery.objects.create(notification=notification, medium="slack", target="channel ops")
+    NotificationDelivery.objects.filter(id=chat.id).update(created_at=now - timedelta(hours=1))
+    # when Prometheus scrapes
+    figures = samples(scrape())
+    # then
+    attempts = "slipway_notification_delivery_attempts_total"
+    assert figures[(attempts, (("medium", "email"), ("outcome", "retrying")))] == 1
+    assert figures[(attempts, (("medium", "email"), ("outcome", "delivered")))] == 1
+    assert figures[("slipway_notification_deliveries_pending", (("medium", "slack"),))] == 1
+    assert ("slipway_notification_deliveries_pending", (("medium", "email"),)) not in figures
+    assert 3590 < figures[("slipway_notification_oldest_pending_seconds", (("medium", "slack"),))] < 3700
