@@ -95,6 +95,7 @@ class UsageSample(models.Model):
     cpu_cores = models.DecimalField(max_digits=18, decimal_places=9, help_text="Requested cores × replicas.")
     memory_gib = models.DecimalField(**QUANTITY, help_text="Requested GiB × replicas.")
     exposed = models.BooleanField(default=False)
+    demo = models.BooleanField(default=False, help_text="Made up by the demo (manage.py demo), not metered.")
 
     class Meta:
         ordering = ["-sampled_at", "application_id"]

@@ -67,11 +67,12 @@ class Report:
     amount: Decimal
     projects: list[ProjectLine]
     metering_gaps: dict[str, int] = field(default_factory=dict)  # cluster name → metering runs without data
+    demo_data: bool = False  # some usage of the period was made up by the demo, not metered
 
 
 def report_build(
     *, start: date, end: date, currency: str | None, projects: Sequence[ProjectInfo], rows: Sequence[RatedRow],
-    metering_gaps: dict[str, int] | None = None,
+    metering_gaps: dict[str, int] | None = None, demo_data: bool = False,
 ) -> Report:
     """Every project of ``projects`` appears, at zero when it has no rows."""
     ordered = sorted(rows, key=lambda r: (r.project_id, r.environment, r.application))
@@ -93,7 +94,8 @@ def report_build(
     project_lines = sorted(lines.values(), key=lambda line: line.project.slug)
     total = sum((line.amount for line in project_lines), Decimal("0.00"))
     return Report(
-        start=start, end=end, currency=currency, amount=total, projects=project_lines, metering_gaps=metering_gaps or {}
+        start=start, end=end, currency=currency, amount=total, projects=project_lines, metering_gaps=metering_gaps or {},
+        demo_data=demo_data,
     )
 
 
@@ -105,6 +107,7 @@ def report_as_dict(report: Report) -> dict[str, Any]:
         "currency": report.currency,
         "amount": str(report.amount),
         "metering_gaps": [{"cluster": name, "runs": runs} for name, runs in sorted(report.metering_gaps.items())],
+        "demo_data": report.demo_data,
         "projects": [
             {
                 "project": line.project.slug,

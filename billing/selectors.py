@@ -172,6 +172,8 @@ def cost_report(*, user: User, start: date, end: date) -> Report:
         start=start, end=end, currency=currencies[0] if currencies else None,
         projects=[ProjectInfo(id=p[0], slug=p[1], name=p[2], cost_center=p[3]) for p in projects],
         rows=rows, metering_gaps=gaps,
+        demo_data=UsageSample.objects.filter(demo=True, sampled_at__gte=first_instant, sampled_at__lt=last_instant,
+                                             project_id__in=[p[0] for p in projects]).exists(),
     )
 
 

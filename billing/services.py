@@ -5,6 +5,7 @@ through ``deployments.changes.recorder()``, and budget webhooks are sent by
 the workflows side from :func:`billing.selectors.budget_alerts_pending_notification`.
 """
 import logging
+import zlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -204,6 +205,47 @@ def deployment_requests(deployment: dict[str, Any]) -> tuple[int, Decimal, Decim
         cpu += parse_cpu(str(requests["cpu"])) if "cpu" in requests else 0
         memory += parse_memory(str(requests["memory"])) if "memory" in requests else 0
     return replicas, cpu, memory
+
+
+DEMO_REPLICAS_PEAK = 3  # in business hours (08:00-18:00 UTC, Monday to Friday) at most this many replicas more
+
+
+def usage_demo_backfill(*, lanes: list[tuple[Application, Environment]], days: int = 30,
+                        now: datetime | None = None) -> int:
+    """Make up ``days`` of plausible hourly usage for ``lanes`` and rate it: the demo's month of costs.
+
+    Samples are what metering would record for the application's requests, more replicas in business
+    hours, and are marked ``demo`` (reports and the costs page say so). Running it again replaces the
+    demo samples of the period (real samples are kept) and re-rates those days. Only for demos.
+    """
+    if not settings.DEBUG:
+        raise ApplicationError("demo usage is made up: it is backfilled only with DEBUG on.", code="demo_only")
+    end = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    hours = [start + timedelta(hours=n) for n in range(days * 24)]
+    samples = []
+    for application, environment in lanes:
+        cpu, memory = parse_cpu(application.cpu_request), parse_memory(application.memory_request)
+        base = max(1, application.replicas if environment.name == "prod" else 1)
+        for at in hours:
+            busy = at.weekday() < 5 and 8 <= at.hour < 18
+            # a deterministic wobble per lane and hour, so each run makes the same month
+            wobble = zlib.crc32(f"{application.name}/{environment.name}/{at:%d %H}".encode()) if busy else 0
+            extra = wobble % (DEMO_REPLICAS_PEAK + 1)
+            replicas = base + extra
+            samples.append(UsageSample(
+                cluster_id=environment.cluster_id, project_id=application.project_id, environment=environment,
+                application=application, sampled_at=at, interval_seconds=3600, replicas=replicas,
+                cpu_cores=cpu * replicas, memory_gib=pricing.gib(memory * replicas), exposed=application.exposed, demo=True,
+            ))
+    with transaction.atomic():
+        UsageSample.objects.filter(demo=True, sampled_at__gte=start, sampled_at__lt=end).delete()
+        UsageSample.objects.bulk_create(samples, ignore_conflicts=True, batch_size=2000)
+    day, last = timezone.localdate(start), timezone.localdate(end)
+    while day <= last:
+        cost_records_compute(day=day)
+        day += timedelta(days=1)
+    return len(samples)
 
 
 # -- rating --------------------------------------------------------------------------

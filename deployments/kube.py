@@ -25,6 +25,7 @@ from kubernetes.config.kube_config import load_kube_config_from_dict
 from kubernetes.watch.watch import iter_resp_lines
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.metrics import call_errors_counted
 
 from .kubeconfig import inline_only_problem
 
@@ -269,7 +270,7 @@ class KubeClient:
         return json.loads(response.data)
 
     def _call(self, what: str, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with translate_errors(self.name, what):
+        with call_errors_counted("cluster", self.name, ignore=(ObjectNotFound,)), translate_errors(self.name, what):
             return method(*args, _request_timeout=self.timeout, **kwargs)
 
 

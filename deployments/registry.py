@@ -28,6 +28,7 @@ import requests
 from django.conf import settings
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.metrics import call_errors_counted
 from paas_site.outbound import GuardedSession, OutboundRefused, origin, unreachable
 
 from .images import parse_image_reference
@@ -198,17 +199,18 @@ class RegistryClient:
     # -- HTTP, auth, errors -----------------------------------------------------------
     def _call(self, method: str, path: str, *, image: str, missing_ok: bool = False,
               timeout: float = TIMEOUT, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith(("http://", "https://")) else self.access.base_url + path
-        response = self._send(method, url, image=image, timeout=timeout, **kwargs)
-        if response.status_code == 401:
-            challenge = response.headers.get("WWW-Authenticate", "")
-            if self._answer(challenge, image=image):
-                if hasattr(kwargs.get("data"), "seek"):
-                    kwargs["data"].seek(0)
-                response = self._send(method, url, image=image, timeout=timeout, **kwargs)
-        if response.status_code < 400 or (missing_ok and response.status_code == 404):
-            return response
-        raise self._error(response, image)
+        with call_errors_counted("registry", self.host):
+            url = path if path.startswith(("http://", "https://")) else self.access.base_url + path
+            response = self._send(method, url, image=image, timeout=timeout, **kwargs)
+            if response.status_code == 401:
+                challenge = response.headers.get("WWW-Authenticate", "")
+                if self._answer(challenge, image=image):
+                    if hasattr(kwargs.get("data"), "seek"):
+                        kwargs["data"].seek(0)
+                    response = self._send(method, url, image=image, timeout=timeout, **kwargs)
+            if response.status_code < 400 or (missing_ok and response.status_code == 404):
+                return response
+            raise self._error(response, image)
 
     def _send(self, method: str, url: str, *, image: str, timeout: float, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})

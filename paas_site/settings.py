@@ -116,6 +116,8 @@ MIDDLEWARE = [
 ]
 # Before anything reads the body: refuse what is too large by its declared length (see paas_site.limits).
 MIDDLEWARE.insert(1, "paas_site.limits.RequestBodyLimitMiddleware")
+# First of all: the probes and /metrics, before host checks and the HTTPS redirect (see paas_site.health).
+MIDDLEWARE.insert(0, "paas_site.health.HealthMiddleware")
 
 if not DEBUG:  # in development runserver serves static files itself
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
@@ -380,6 +382,23 @@ SLIPWAY_AUDIT_CHECKPOINT_SECONDS = float(os.environ.get("SLIPWAY_AUDIT_CHECKPOIN
 SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK", "")
 SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_WEBHOOK_SECRET", "")
 SLIPWAY_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SYSLOG", "")
+
+# --- Health and metrics (paas_site.health, paas_site.metrics, paas_site.worker) ----------------
+# /metrics (and a worker's metrics port) answer only "Authorization: Bearer <token>" (constant-time compare);
+# without a token they are closed (403) unless SLIPWAY_METRICS_OPEN says a network policy guards them.
+SLIPWAY_METRICS_TOKEN = os.environ.get("SLIPWAY_METRICS_TOKEN", "")
+SLIPWAY_METRICS_OPEN = env_bool("SLIPWAY_METRICS_OPEN")
+# A Celery worker serves its own figures on this port (0: not at all) and address.
+SLIPWAY_WORKER_METRICS_PORT = int(os.environ.get("SLIPWAY_WORKER_METRICS_PORT", "0"))
+SLIPWAY_WORKER_METRICS_ADDRESS = os.environ.get("SLIPWAY_WORKER_METRICS_ADDRESS", "0.0.0.0")
+# prometheus_client's multiprocess mode (it reads the variable itself): the processes of one server pool their
+# figures in this directory, which must be emptied before the server starts; made here, before any figure is.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# The worker's event loop touches this file every few seconds; `manage.py worker_alive` checks its age.
+SLIPWAY_WORKER_HEARTBEAT_FILE = Path(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_FILE", VAR_DIR / "worker-heartbeat"))
+SLIPWAY_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("SLIPWAY_WORKER_HEARTBEAT_SECONDS", "10"))
 
 # --- Billing --------------------------------------------------------------------
 SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))

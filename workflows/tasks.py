@@ -7,6 +7,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 
 from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
+from paas_site.metrics import WEBHOOK_DELIVERIES
 
 from .services import notifications, pipeline
 from .services.checkpoints import audit_checkpoint_write
@@ -64,9 +65,13 @@ def webhook_deliver_task(self, webhook_id: int, payload: dict) -> None:
     try:
         webhook_deliver(webhook_id=webhook_id, payload=payload)
     except TransientError as exc:
+        WEBHOOK_DELIVERIES.labels("failed" if self.request.retries >= self.max_retries else "retrying").inc()
         raise self.retry(countdown=min(600, 5 * 2**self.request.retries), exc=exc) from None
     except PermanentError as exc:
+        WEBHOOK_DELIVERIES.labels("failed").inc()
         logger.warning("webhook %s not delivered: %s", webhook_id, exc)
+    else:
+        WEBHOOK_DELIVERIES.labels("delivered").inc()
 
 
 @shared_task(name="workflows.notification_fanout", acks_late=True)

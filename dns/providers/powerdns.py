@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from paas_site.errors import PermanentError, TransientError
+from paas_site.metrics import call_errors_counted
 from paas_site.outbound import GuardedSession, OutboundRefused, unreachable
 
 from . import RRset, RRsetKey, ZoneAccess
@@ -57,6 +58,10 @@ class PowerDNSProvider:
             self._call("PATCH", self.zone_url, {"rrsets": changes})
 
     def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        with call_errors_counted("dns", self.zone.name):
+            return self._request(method, url, body)
+
+    def _request(self, method: str, url: str, body: dict[str, Any] | None) -> Any:
         zone = self.zone.name
         if not url.startswith(("http://", "https://")):
             raise PermanentError(f"DNS zone {zone} has no usable PowerDNS API URL ({self.zone.api_url!r}).")

@@ -18,7 +18,7 @@ SECRET_SETTINGS = re.compile(r"SECRET|_KEYS$|PASSWORD|TOKEN")
 GUNICORN_SETTINGS = {"WEB_CONCURRENCY"}
 # Interfaces of issue #17's other parts that the manifests already set (metrics: the worker's metrics port);
 # remove a name once the settings read it (this test then checks it like any other).
-PENDING_SETTINGS = {"SLIPWAY_WORKER_METRICS_PORT"}
+PENDING_SETTINGS: set[str] = set()
 
 
 def settings_env_names() -> set[str]:

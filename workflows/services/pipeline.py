@@ -34,6 +34,7 @@ from dns import services as dns
 from paas_site.actors import WORKER
 from paas_site.correlation import current_correlation_id
 from paas_site.errors import ApplicationError, PermanentError, TransientError
+from paas_site.metrics import LANE_WAIT, REAPER_ACTIONS, STEP_DURATION, STEP_RETRIES
 
 from .. import audit, planner
 from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Step, StepStatus, WebhookEvent
@@ -116,6 +117,9 @@ def lane_advance(*, application_id: int, environment_id: int) -> Release | None:
     if candidate is None:
         return None
     release = release_lock(candidate.id)
+    if not release.resume_step and release.approved_at:  # a retry's wait since its first approval is no lane wait
+        waited, environment = (now - release.approved_at).total_seconds(), release.environment.name
+        transaction.on_commit(lambda: LANE_WAIT.labels(environment).observe(waited))
     # an expired operation's claim died with its process: drop it, so its fence stops it should it come back
     LaneOperation.objects.filter(application_id=application_id, environment_id=environment_id).delete()
     before = release.state
@@ -234,6 +238,8 @@ def _step_note_retry(run: StepRun, error: str, countdown: float) -> bool:
     run.lease_expires_at = run.finished_at + timedelta(seconds=countdown + settings.SLIPWAY_STEP_LEASE_SECONDS)
     run.log += f"transient error: {error}; retrying in {countdown:.0f}s\n"
     run.save(update_fields=["status", "error", "finished_at", "lease_expires_at", "log"])
+    _step_observed(run, "retrying")
+    transaction.on_commit(lambda step=run.step: STEP_RETRIES.labels(step).inc())
     return True
 
 
@@ -290,6 +296,13 @@ def _finish_run(run: StepRun, status: str, log: list[str], error: str = "") -> N
     run.status, run.finished_at, run.error = status, timezone.now(), error
     run.log += "".join(f"{line}\n" for line in log)
     run.save(update_fields=["status", "finished_at", "error", "log"])
+    _step_observed(run, status)
+
+
+def _step_observed(run: StepRun, outcome: str) -> None:
+    """Once the attempt's end is committed, observe its duration (``paas_site.metrics``)."""
+    step, seconds = run.step, max(0.0, (run.finished_at - run.started_at).total_seconds())
+    transaction.on_commit(lambda: STEP_DURATION.labels(step, outcome).observe(seconds))
 
 
 def _lane_freed(release: Release) -> None:
@@ -446,12 +459,14 @@ def steps_reap() -> int:
         step = STEP_OF_STATE[release.state]
         last = release.steps.filter(step=step).order_by("-attempt").first()
         if release.started_at and now - release.started_at > timedelta(seconds=_in_flight_limit(step)):
-            _give_up_stuck(release.id, step)
+            if _give_up_stuck(release.id, step):
+                REAPER_ACTIONS.labels("failed_stuck").inc()
             continue
         if last is None or (last.lease_expires_at and last.lease_expires_at <= now):
             with transaction.atomic():
                 _enqueue_step(release)
             redriven += 1
+            REAPER_ACTIONS.labels("redriven").inc()
     return redriven
 
 
@@ -472,12 +487,13 @@ def _duration_text(seconds: int) -> str:
 
 
 @transaction.atomic
-def _give_up_stuck(release_id: int, step: str) -> None:
+def _give_up_stuck(release_id: int, step: str) -> bool:
     release = release_lock(release_id)
     if release.state not in IN_FLIGHT or STEP_OF_STATE[release.state] != step:
-        return
+        return False
     reason = f"stuck in {release.state}: in flight for over {_duration_text(_in_flight_limit(step))}; failed by the reaper"
     release.steps.filter(step=step, status__in=[StepStatus.RUNNING, StepStatus.RETRYING]).update(
         status=StepStatus.FAILED, finished_at=timezone.now(), error=reason
     )
     release_fail(release, step=step, reason=reason)
+    return True
