@@ -3,7 +3,8 @@ from rest_framework.test import APIClient
 
 from tests.deployments.factories import MembershipFactory, ProjectFactory, UserFactory
 
-pytest_plugins = ["tests.registry_fixture", "tests.dns.pdns_fixture", "tests.http_peer", "tests.kubectl_fixture"]
+pytest_plugins = ["tests.registry_fixture", "tests.dns.pdns_fixture", "tests.http_peer", "tests.kubectl_fixture",
+                  "tests.broker_fixture"]
 
 
 @pytest.fixture
