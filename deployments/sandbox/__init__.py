@@ -5,7 +5,9 @@ package emulates the slice of the Kubernetes API the platform uses, over real
 HTTP, closely enough that the official `kubernetes` Python client talks to it
 as to a real cluster: discovery and version, namespaces, ConfigMaps, Secrets,
 Services, Pods (with logs), ResourceQuotas, Deployments (with `scale` and
-`status`), Ingresses, NetworkPolicies and HorizontalPodAutoscalers; create,
+`status`), Ingresses, NetworkPolicies, HorizontalPodAutoscalers and, for
+Slipway's own manifests, ServiceAccounts, PersistentVolumeClaims,
+PodDisruptionBudgets and Jobs (completed by the controller); create,
 get, list with label/field selectors, replace, delete, merge patches and a
 simplified server-side apply; resourceVersion/generation semantics and
 `Status` errors like the real server's. A background controller simulates
