@@ -52,7 +52,8 @@ def free_port() -> int:
 class WorkerProcess:
     """``celery worker`` in its own process group, on the test database, so SIGKILL takes all of it."""
 
-    def __init__(self, log_path: Path, *, queue: str, broker_url: str, concurrency: int = 1, **env: str):
+    def __init__(self, log_path: Path, *, queue: str, broker_url: str, concurrency: int = 1, pool: str = "",
+                 **env: str):
         self.log_path = log_path
         db = connection.settings_dict
         self.env = {
@@ -68,8 +69,9 @@ class WorkerProcess:
             "SLIPWAY_OUTBOUND_ALLOW": ",".join(LOOPBACK),  # as the test process allows it (tests/conftest.py)
             **env,
         }
-        pool = ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]
-        self.command = [sys.executable, "-m", "celery", "-A", "paas_site", "worker", *pool, "-Q", queue,
+        pool = pool or ("solo" if concurrency == 1 else "threads")
+        self.command = [sys.executable, "-m", "celery", "-A", "paas_site", "worker", f"--pool={pool}",
+                        *([f"--concurrency={concurrency}"] if pool != "solo" else []), "-Q", queue,
                         "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel=INFO"]
         self.process: subprocess.Popen | None = None
 

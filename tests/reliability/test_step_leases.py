@@ -63,21 +63,23 @@ def test_a_live_step_longer_than_its_lease_is_never_stolen(project, slow_rollout
     assert run.finished_at - run.started_at > timedelta(seconds=LEASE_SECONDS)
 
 
-@pytest.mark.parametrize("grace", [60, 0.5], ids=["finishes-within-the-grace", "handed-over-after-the-grace"])
-def test_sigterm_mid_step_finishes_it_or_hands_it_to_another_worker(grace, project, slow_rollout, start_worker,
+@pytest.mark.parametrize("grace, pool", [(60, "solo"), (0.5, "solo"), (0.5, "prefork")],
+                         ids=["finishes-within-the-grace", "handed-over-after-the-grace", "handed-over-by-a-prefork-child"])
+def test_sigterm_mid_step_finishes_it_or_hands_it_to_another_worker(grace, pool, project, slow_rollout, start_worker,
                                                                      settings):
     settings.SLIPWAY_STEP_LEASE_SECONDS = LEASE_SECONDS
     environment, app = slow_rollout
     developer = MembershipFactory(project=project, role="developer").user
     with tasks_sent_to(queue=QUEUE):
-        stopping = start_worker(queue=QUEUE, broker_url=settings.CELERY_BROKER_URL,
-                                SLIPWAY_WORKER_STOP_GRACE_SECONDS=str(grace))
+        workers = [start_worker(queue=QUEUE, broker_url=settings.CELERY_BROKER_URL, pool=pool,
+                                SLIPWAY_WORKER_STOP_GRACE_SECONDS=str(grace)) for _ in range(2)]
+        assert wait_until(lambda: all("ready." in w.log() for w in workers), 60), [w.log() for w in workers]
         # given a worker inside a verify step that lasts longer than the grace (or not), and another one idle
         release = file_release(actor=developer, application=app, environment=environment)
         assert wait_until(lambda: StepRun.objects.filter(release=release, step="verify", status="running").exists(),
-                          30), stopping.log()
-        other = start_worker(queue=QUEUE, broker_url=settings.CELERY_BROKER_URL)
-        assert wait_until(lambda: "ready." in other.log(), 30), other.log()
+                          30), [w.log() for w in workers]
+        task_id = StepRun.objects.get(release=release, step="verify").task_id
+        stopping, other = sorted(workers, key=lambda w: task_id not in w.log())
         # when it is told to stop, as Kubernetes stops a pod
         stopping.terminate()
         stopped_at = timezone.now()
@@ -97,5 +99,5 @@ def test_sigterm_mid_step_finishes_it_or_hands_it_to_another_worker(grace, proje
     assert runs[1:] == [("succeeded", "")], runs
     first, second = release.steps.filter(step="verify").order_by("attempt")
     assert "stopped before polling again" in first.log  # it stopped following the rollout at once
-    print(f"\nSIGTERM with a {grace}s grace: another worker took the step over "
+    print(f"\nSIGTERM with a {grace}s grace ({pool} pool): another worker took the step over "
           f"{(second.started_at - stopped_at).total_seconds():.1f}s later")

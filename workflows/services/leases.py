@@ -11,10 +11,11 @@ seconds, when the reaper re-drives the step.
 A worker told to stop (SIGTERM: Celery's warm shutdown sends ``worker_shutting_down``; ``stop_requested``)
 lets its steps finish for ``SLIPWAY_WORKER_STOP_GRACE_SECONDS``. A step still running then is handed over:
 its lease ends now, its attempt says why, and the step is enqueued again for another worker; this one stops
-at its next fence check or poll. The signal reaches the worker's own process: steps run there with the solo
-and threads pools (what Slipway's workers use), not in a prefork pool's children.
+at its next fence check or poll. The signal reaches only the worker's main process; the moment it came is
+kept in shared memory made at import, before a prefork pool forks its children, so they see it too.
 """
 import logging
+import multiprocessing
 import os
 import socket
 import threading
@@ -31,7 +32,8 @@ from deployments.fencing import StaleClaim
 logger = logging.getLogger(__name__)
 TICK = 0.2  # how often the heartbeat looks at the clock; it writes only every SLIPWAY_STEP_HEARTBEAT_SECONDS
 
-_stopping_since: float | None = None
+# when the stop was asked for (time.monotonic(), one clock for every process of the host); 0: not asked
+_stopping_since = multiprocessing.RawValue("d", 0.0)
 _held: set[str] = set()  # tokens of the leases this process's work holds right now
 _held_lock = threading.Lock()
 
@@ -58,9 +60,8 @@ def ended_here(token: str) -> bool:
 
 def stop_requested() -> None:
     """The worker is stopping: running steps get the grace period, then are handed to another worker."""
-    global _stopping_since
-    if _stopping_since is None:
-        _stopping_since = time.monotonic()
+    if not _stopping_since.value:
+        _stopping_since.value = time.monotonic()
 
 
 class Lease:
@@ -111,8 +112,9 @@ class Lease:
         try:
             while not self._done.wait(TICK):
                 now = time.monotonic()
-                if (self._hand_over and _stopping_since is not None
-                        and now - _stopping_since >= settings.SLIPWAY_WORKER_STOP_GRACE_SECONDS):
+                stopping = _stopping_since.value
+                if (self._hand_over and stopping
+                        and now - stopping >= settings.SLIPWAY_WORKER_STOP_GRACE_SECONDS):
                     if self._attempt(self._hand_over):
                         self._lose("was handed to another worker (this one is stopping)")
                         return
