@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Exists, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from deployments import builds, registry
 from deployments import services as deployments
@@ -186,7 +187,8 @@ class StepFence:
         if self.lease:
             self.lease.check(what)
         newer = StepRun.objects.filter(release_id=run.release_id, step=run.step, attempt__gt=run.attempt)
-        current = StepRun.objects.filter(id=run.id, status=StepStatus.RUNNING, release__state=STATE_OF_STEP[run.step])
+        current = StepRun.objects.filter(id=run.id, status=StepStatus.RUNNING,
+                                         release__state=STATE_OF_STEP[run.step])
         if not current.filter(~Exists(newer)).exists():
             raise StaleClaim(f"{run.step} attempt {run.attempt} of release #{run.release_id} is no longer the step's "
                              f"claim (reaped or superseded): stopped before {what}")
@@ -211,7 +213,10 @@ def _step_lease(run: StepRun) -> leases.Lease:
         note = "handed over by its worker, which is stopping (SIGTERM); running the step on another worker"
         if not mine.update(lease_expires_at=timezone.now(), error=note, log=Concat("log", Value(f"{note}\n"))):
             return False
-        _tasks().release_step_task.delay(run.release_id, run.step, current_correlation_id.get())
+        try:
+            _tasks().release_step_task.delay(run.release_id, run.step, current_correlation_id.get())
+        except BrokerUnavailable as exc:  # the lease has ended: the reaper re-drives the step instead
+            logger.warning("could not enqueue the %s step of release %s again: %s", run.step, run.release_id, exc)
         return True
 
     return leases.Lease(token=run.lease_token, what=f"{run.step} attempt {run.attempt} of release #{run.release_id}",
@@ -246,7 +251,7 @@ def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
         # a retry of this very task after its run here raised (the database connection was lost): take it over
         ours = bool(task_id) and last.task_id == task_id and leases.ended_here(last.lease_token)
         if last.lease_expires_at and last.lease_expires_at > now and not ours:
-            return None  # another worker holds the step (its heartbeat renews the lease), or this delivery is a duplicate
+            return None  # another worker holds the step (its heartbeat renews the lease): a duplicate delivery
         last.status, last.finished_at = StepStatus.FAILED, now
         last.error = last.error or (
             "interrupted (database connection lost); running the step again" if ours
