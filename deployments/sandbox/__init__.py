@@ -10,22 +10,34 @@ Slipway's own manifests, ServiceAccounts, PersistentVolumeClaims,
 PodDisruptionBudgets and Jobs (completed by the controller); create,
 get, list with label/field selectors, replace, delete, merge patches and a
 simplified server-side apply; resourceVersion/generation semantics and
-`Status` errors like the real server's. A background controller simulates
-rollouts (images tagged `*-broken` never become ready), and `/sandbox/`
-endpoints inject faults (503, 429, hangs) and reset state.
+`Status` errors like the real server's. Reads behave as a client expects
+(see `reads`): watch on every list endpoint (resourceVersion, bookmarks,
+`410 Expired` past a bounded history, `sendInitialEvents`), `limit`/`continue`
+pagination consistent at the first page's version, `Table` output with the
+real server's columns, field selectors only where the real server has them.
+With `tls=True` (the command line's default) it serves HTTPS under a CA made
+at start and hands out a kubeconfig (`tls`). A background controller
+simulates rollouts (images tagged `*-broken` never become ready), and
+`/sandbox/` endpoints inject faults (503, 429, hangs) and reset state.
 
 It is not a Kubernetes: nothing runs, nothing is persisted, there is no
-watch, no RBAC (one optional bearer token), no admission webhooks, no
-ReplicaSets, and validation covers only common mistakes. Never point
-production code at it or expose it beyond loopback.
+RBAC (one optional bearer token), no admission webhooks, no ReplicaSets, and
+validation covers only common mistakes. Of the read API it does not emulate:
+the deprecated `/watch/` path prefix, protobuf and `PartialObjectMetadata(List)`
+output (JSON is served instead), `Table` v1beta1, a reset that clients can
+see as such (a `/sandbox/reset` ends open watches and makes older versions
+410), and the watch cache's per-resource history (one history of the last
+N changes serves every kind). A watch whose client went away ends within the
+bookmark interval, not at once. Never point production code at it
+or expose it beyond loopback.
 
     from deployments.sandbox import SandboxCluster
 
-    with SandboxCluster(port=0, rollout_delay=0.2, token="t0ken") as sandbox:
-        ...  # kubernetes.client.Configuration(host=sandbox.url, ...)
+    with SandboxCluster(port=0, rollout_delay=0.2, token="t0ken", tls=True) as sandbox:
+        ...  # kubernetes.client.Configuration(host=sandbox.url, ...), CA in sandbox.ca_pem
 
-Run standalone with `python -m deployments.sandbox --port 6443`. It does not
-import Django.
+Run standalone with `python -m deployments.sandbox --port 6443 [--http]
+[--kubeconfig PATH]`. It does not import Django.
 """
 
 from .server import SandboxCluster

@@ -196,6 +196,11 @@ class StepFence:
     def sleep(self, seconds: float) -> None:
         (self.lease.sleep if self.lease else time.sleep)(seconds)
 
+    def still_held(self, what: str) -> None:
+        """The lease alone (in memory, no query): for reads such as following a rollout."""
+        if self.lease:
+            self.lease.check(what)
+
 
 def step_fence(run: StepRun, lease: leases.Lease | None = None) -> StepFence:
     return StepFence(run, lease)
@@ -453,10 +458,11 @@ def _dns_sync(release: Release, manifests: list[dict], fence: Fence) -> list[str
 
 
 def _verify(release: Release, fence: StepFence) -> StepOutcome:
-    """Reads only (the rollout, the smoke check): nothing to fence; it stops polling once the lease is lost,
-    and finishing it checks the claim."""
+    """Reads only (the rollout, the smoke check): nothing to fence; it stops at the next rollout status or poll
+    once the lease is lost, and finishing it checks the claim."""
     status = deployments.deployment_verify(
-        revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS, sleep=fence.sleep
+        revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS, sleep=fence.sleep,
+        still_held=fence.still_held,
     )
     return StepOutcome([status.message], {})
 
