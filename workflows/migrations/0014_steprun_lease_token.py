@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0012_api_tokens_from_authtoken'),
+        ('workflows', '0013_notifications'),
     ]
 
     operations = [
