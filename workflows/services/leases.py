@@ -40,7 +40,7 @@ _held_lock = threading.Lock()
 
 def process_id() -> str:
     """This process, as lease tokens name it: two live processes never share it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()[:58]}:{os.getpid()}"  # fits the token column with the uuid
 
 
 def new_token() -> str:
