@@ -153,7 +153,7 @@ def application_decommission(
 
 def deployment_verify(
     *, revision_id: int, poll_interval: float = 1.0, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, still_held: Fence = unfenced,
 ) -> RolloutStatus:
     """Follow the revision's rollout until it completes, fails, or passes the deadline of its spec.
 
@@ -161,7 +161,8 @@ def deployment_verify(
     cluster reports it; ``poll_interval`` paces the reads only when watching fails. Then, if the
     spec has a smoke-check URL, GET it. Raises ``PermanentError`` naming the reason when
     verification fails. Everything comes from the spec the revision was applied from, not from
-    the application as it is now.
+    the application as it is now. ``still_held`` is asked at every status whether the work may go on
+    (a step handed over or reaped stops there, ``StaleClaim``).
     """
     revision = Revision.objects.select_related("application__project", "environment__cluster").get(id=revision_id)
     spec = revision_spec(revision)
@@ -170,6 +171,7 @@ def deployment_verify(
                                      poll_interval=poll_interval, clock=clock, sleep=sleep)
     with closing(statuses):
         for status in statuses:
+            still_held("following the rollout")
             if status.failed:
                 raise PermanentError(f"rollout of {spec.application} failed: {status.message}")
             if status.done:

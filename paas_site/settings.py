@@ -17,6 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from paas_site.brokers import celery_broker_settings
 from paas_site.keyring import KeyringError, keyring_parse
 from paas_site.signin_config import authentication_backends, ldap_settings, oidc_settings
 
@@ -296,10 +297,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# Must exceed the longest task and the longest retry countdown, or Redis
-# redelivers a message that is still being worked on.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Redis: visibility_timeout; RabbitMQ: quorum queues, publisher confirms (paas_site/brokers.py, README "Broker")
+globals().update({f"CELERY_{name.upper()}": value for name, value in celery_broker_settings(CELERY_BROKER_URL).items()})
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
 # One beat at a time (paas_site.beat_lock): how often a waiting beat retries the lock, and how often the
@@ -332,8 +333,17 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Release pipeline -----------------------------------------------------------
 SLIPWAY_APPS_DOMAIN = os.environ.get("SLIPWAY_APPS_DOMAIN", "apps.slipway.internal")
-# A worker holds a step this long (verify: plus the rollout deadline); past it the reaper re-drives the step.
-SLIPWAY_STEP_LEASE_SECONDS = int(os.environ.get("SLIPWAY_STEP_LEASE_SECONDS", "300"))
+# A worker holds a step (or a lane operation) this long past its last heartbeat; its heartbeat renews the lease
+# every SLIPWAY_STEP_HEARTBEAT_SECONDS while it works, so only a dead worker's step outlives it and is re-driven
+# by the reaper (every SLIPWAY_REAPER_SECONDS). See workflows/services/leases.py.
+SLIPWAY_STEP_LEASE_SECONDS = int(os.environ.get("SLIPWAY_STEP_LEASE_SECONDS", "15"))
+SLIPWAY_STEP_HEARTBEAT_SECONDS = float(os.environ.get("SLIPWAY_STEP_HEARTBEAT_SECONDS", "5"))
+SLIPWAY_REAPER_SECONDS = float(os.environ.get("SLIPWAY_REAPER_SECONDS", "5"))
+# A worker told to stop (SIGTERM) lets a running step finish this long, then hands it to another worker.
+SLIPWAY_WORKER_STOP_GRACE_SECONDS = float(os.environ.get("SLIPWAY_WORKER_STOP_GRACE_SECONDS", "10"))
+if not 0 < SLIPWAY_STEP_HEARTBEAT_SECONDS * 2 <= SLIPWAY_STEP_LEASE_SECONDS:
+    raise ImproperlyConfigured("SLIPWAY_STEP_HEARTBEAT_SECONDS must be positive and at most half of "
+                               "SLIPWAY_STEP_LEASE_SECONDS, or a live worker's lease could lapse between heartbeats.")
 SLIPWAY_STEP_MAX_RETRIES = int(os.environ.get("SLIPWAY_STEP_MAX_RETRIES", "6"))
 SLIPWAY_RETRY_BASE_SECONDS = float(os.environ.get("SLIPWAY_RETRY_BASE_SECONDS", "2"))
 SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "120"))
@@ -427,7 +437,7 @@ SLIPWAY_NOTIFY_REDRIVE_AFTER_SECONDS = float(os.environ.get("SLIPWAY_NOTIFY_REDR
 
 CELERY_BEAT_SCHEDULE = {
     "advance-release-lanes": {"task": "workflows.lanes_advance_due", "schedule": 15.0},
-    "reap-stalled-steps": {"task": "workflows.steps_reap", "schedule": 30.0},
+    "reap-stalled-steps": {"task": "workflows.steps_reap", "schedule": SLIPWAY_REAPER_SECONDS},
     "billing-usage-meter": {"task": "billing.usage_meter", "schedule": float(SLIPWAY_METERING_INTERVAL_SECONDS)},
     "billing-costs-refresh": {"task": "billing.costs_refresh", "schedule": 3600.0},
     "notify-budget-alerts": {"task": "workflows.budget_alerts_notify", "schedule": 300.0},

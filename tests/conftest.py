@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 from tests.deployments.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytest_plugins = ["tests.registry_fixture", "tests.dns.pdns_fixture", "tests.http_peer", "tests.kubectl_fixture",
-                  "tests.workflows.slapd_fixture", "tests.workflows.oidc_fixture"]
+                  "tests.workflows.slapd_fixture", "tests.workflows.oidc_fixture", "tests.broker_fixture"]
 
 
 @pytest.fixture

@@ -257,6 +257,9 @@ class StepRun(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="A worker holds the step until then.")
+    lease_token = models.CharField(
+        max_length=100, blank=True, help_text="Who holds the lease (worker process and claim); only they renew it."
+    )
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)

@@ -2,6 +2,7 @@
 import logging
 
 from celery import Task, shared_task
+from celery.signals import worker_shutting_down
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError, close_old_connections
 
@@ -9,13 +10,19 @@ from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
 from paas_site.metrics import WEBHOOK_DELIVERIES
 
-from .services import notifications, pipeline
+from .services import leases, notifications, pipeline
 from .services.checkpoints import audit_checkpoint_write
 from .services.notifications import budget_alerts_notify, webhook_deliver
 
 logger = logging.getLogger(__name__)
 # The database connection broke (server restarted, connection killed, network): transient.
 DATABASE_LOST = (OperationalError, InterfaceError)
+
+
+@worker_shutting_down.connect
+def steps_hand_over_on_shutdown(**_) -> None:
+    """SIGTERM (warm shutdown): running steps finish within the grace period or go to another worker."""
+    leases.stop_requested()
 
 
 def retry_on_a_new_connection(task: Task, exc: Exception):

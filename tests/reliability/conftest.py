@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from paas_site.brokers import celery_broker_settings, task_queue
 from paas_site.celery import app as celery_app
 from tests.conftest import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[2]
-# Short leases so the reaper re-drives a dead worker's step within seconds.
+# Short leases so the reaper re-drives a dead worker's step within seconds; a live worker's heartbeat renews them.
 LEASE_SECONDS = 2
+HEARTBEAT_SECONDS = 0.5
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.1,
@@ -50,7 +52,8 @@ def free_port() -> int:
 class WorkerProcess:
     """``celery worker`` in its own process group, on the test database, so SIGKILL takes all of it."""
 
-    def __init__(self, log_path: Path, *, queue: str, broker_url: str, concurrency: int = 1, **env: str):
+    def __init__(self, log_path: Path, *, queue: str, broker_url: str, concurrency: int = 1, pool: str = "",
+                 **env: str):
         self.log_path = log_path
         db = connection.settings_dict
         self.env = {
@@ -59,14 +62,16 @@ class WorkerProcess:
             "CELERY_BROKER_URL": broker_url,
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             "SLIPWAY_STEP_LEASE_SECONDS": str(LEASE_SECONDS),
+            "SLIPWAY_STEP_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
             "SLIPWAY_VERIFY_POLL_SECONDS": "0.05",
             "SLIPWAY_RETRY_BASE_SECONDS": "0.2",
             "SLIPWAY_RETRY_MAX_SECONDS": "0.5",
             "SLIPWAY_OUTBOUND_ALLOW": ",".join(LOOPBACK),  # as the test process allows it (tests/conftest.py)
             **env,
         }
-        pool = ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]
-        self.command = [sys.executable, "-m", "celery", "-A", "paas_site", "worker", *pool, "-Q", queue,
+        pool = pool or ("solo" if concurrency == 1 else "threads")
+        self.command = [sys.executable, "-m", "celery", "-A", "paas_site", "worker", f"--pool={pool}",
+                        *([f"--concurrency={concurrency}"] if pool != "solo" else []), "-Q", queue,
                         "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel=INFO"]
         self.process: subprocess.Popen | None = None
 
@@ -75,6 +80,10 @@ class WorkerProcess:
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
         return self
+
+    def terminate(self) -> None:
+        """SIGTERM, as Kubernetes stops a pod: Celery's warm shutdown."""
+        os.kill(self.process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL, as the OOM killer or a lost node would: no cleanup, no acks."""
@@ -105,7 +114,7 @@ def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
 def tasks_sent_to(*, queue: str, broker_url: str | None = None) -> Iterator[None]:
     """Send this process's tasks to ``queue`` (on another broker, if given), where only the test's worker listens."""
     conf = celery_app.conf
-    saved = conf.task_default_queue, conf.broker_write_url
+    saved = conf.task_default_queue, conf.broker_write_url, conf.broker_transport_options
 
     def reconnect() -> None:  # the app keeps the pools of the URL it first used (kombu keeps them all): forget them
         celery_app._pool = None
@@ -117,11 +126,14 @@ def tasks_sent_to(*, queue: str, broker_url: str | None = None) -> Iterator[None
     conf.task_default_queue = queue
     if broker_url:
         conf.broker_write_url = broker_url  # what sending uses (``broker_url`` is shadowed by the Django setting)
+        # publish as a process configured for that broker would (RabbitMQ: confirms, a quorum queue)
+        conf.broker_transport_options = {**saved[2], **celery_broker_settings(broker_url)["broker_transport_options"]}
+        queues.add(task_queue(queue, broker_url))
         reconnect()
     try:
         yield
     finally:
-        conf.task_default_queue, conf.broker_write_url = saved
+        conf.task_default_queue, conf.broker_write_url, conf.broker_transport_options = saved
         queues.pop(queue, None)
         if broker_url:
             reconnect()

@@ -1,10 +1,13 @@
-"""Redis (the broker) crashes in the middle of a batch of releases; every release still finishes, once.
+"""The broker crashes in the middle of a batch of releases; every release still finishes, once.
 
-A private ``redis-server`` is crashed with SIGKILL while releases are in flight.
-Without persistence the restart loses every queued, scheduled and unacknowledged
+A private ``redis-server`` (or RabbitMQ node) is crashed with SIGKILL while releases are in flight.
+Without persistence the Redis restart loses every queued, scheduled and unacknowledged
 message: the releases' state in PostgreSQL is all that is left, and the beat's
 ``lanes_advance_due`` and ``steps_reap`` must start and re-drive them from it.
 With an fsynced append-only file the messages survive and the worker just reconnects.
+RabbitMQ's quorum queues keep every confirmed message on disk; the crash also
+drops the worker's connection, so what it held unacknowledged is delivered again
+(and dropped by the claims when the step is still leased).
 """
 import itertools
 
@@ -35,25 +38,27 @@ def beat() -> None:
         pass
 
 
-@pytest.mark.parametrize("persistent", [False, True], ids=["no-persistence", "append-only-file"])
-def test_a_broker_crash_mid_batch_loses_no_release(persistent, project, sandbox_cluster, redis_server, start_worker,
-                                                   settings):
+@pytest.mark.parametrize("broker", ["redis-no-persistence", "redis-append-only-file", "rabbitmq-quorum-queues"])
+def test_a_broker_crash_mid_batch_loses_no_release(broker, project, sandbox_cluster, start_worker, settings, request):
     settings.SLIPWAY_STEP_LEASE_SECONDS = LEASE_SECONDS
     developer = MembershipFactory(project=project, role="developer").user
     dev = Environment.objects.create(name="dev", cluster=sandbox_cluster, required_approvals=0, rollout_deadline_seconds=5)
     apps = [ApplicationFactory(project=project, name=f"app{i}", replicas=1) for i in range(3)]
-    redis = redis_server(persistent=persistent)
+    if broker.startswith("rabbitmq"):
+        server = request.getfixturevalue("rabbitmq_server")()
+    else:
+        server = request.getfixturevalue("redis_server")(persistent=broker == "redis-append-only-file")
 
-    with tasks_sent_to(queue=QUEUE, broker_url=redis.url):
-        worker = start_worker(queue=QUEUE, broker_url=redis.url)
+    with tasks_sent_to(queue=QUEUE, broker_url=server.url):
+        worker = start_worker(queue=QUEUE, broker_url=server.url)
         # given a batch of six releases, two queued in each of three lanes
         releases = [file_release(actor=developer, application=app, environment=dev, version=version)
                     for version, app in itertools.product(["1.0", "2.0"], apps)]
         assert wait_until(lambda: Release.objects.filter(state="succeeded").exists(), 60), worker.log()
         # when the broker crashes with releases still in flight or queued, and comes back on the same port
-        redis.crash()
+        server.crash()
         unfinished = Release.objects.exclude(state__in=FINAL).count()
-        redis.start()
+        server.start()
         # then the worker reconnects and the beat recovers whatever the crash lost
         finished = wait_until(lambda: not Release.objects.exclude(state__in=FINAL).exists(), 90, every=0.5,
                               on_tick=beat)

@@ -1,4 +1,9 @@
-"""End to end: a real Celery worker and Redis, PostgreSQL, and the sandbox cluster over HTTP."""
+"""End to end: a real Celery worker and Redis, PostgreSQL, and the sandbox cluster over HTTP.
+
+The tests marked ``on_both_brokers`` run a second time on RabbitMQ (this run's vhost, quorum queues), with a
+worker process configured for it as production would be; retries then go through RabbitMQ's native
+delayed delivery (countdowns of a second or two).
+"""
 import time
 
 import pytest
@@ -6,7 +11,9 @@ import pytest
 from deployments import services as deployments
 from deployments.kube import ObjectNotFound
 from deployments.models import Environment, Revision
+from tests.broker_fixture import BROKERS, purge
 from tests.deployments.factories import ApplicationFactory, MembershipFactory, UserFactory
+from tests.reliability.conftest import WorkerProcess, tasks_sent_to
 from tests.workflows.factories import PINNED, file_release, wait_final
 from workflows import services
 from workflows.audit import chain_verify
@@ -14,10 +21,28 @@ from workflows.models import AuditEvent, Release
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.usefixtures("quick_pipeline")]
 BROKEN = "registry.example.com/shop/api:{version}-broken@sha256:" + "d" * 64
+RABBITMQ_QUEUE = "pipeline-rabbitmq"
+on_both_brokers = pytest.mark.parametrize("broker", BROKERS, indirect=True)
 
 
 @pytest.fixture
-def world(project, sandbox_cluster, worker):
+def broker(request, tmp_path):
+    """The session's worker on Redis; or, with the param ``rabbitmq``, a worker process on RabbitMQ."""
+    if getattr(request, "param", "redis") == "redis":
+        yield request.getfixturevalue("worker")
+        return
+    url = request.getfixturevalue("rabbitmq_url")
+    purge(url, RABBITMQ_QUEUE)
+    # retries of a second or more: RabbitMQ's delayed delivery carries them (shorter ones skip it)
+    worker = WorkerProcess(tmp_path / "worker.log", queue=RABBITMQ_QUEUE, broker_url=url,
+                           SLIPWAY_RETRY_BASE_SECONDS="2", SLIPWAY_RETRY_MAX_SECONDS="2")
+    with tasks_sent_to(queue=RABBITMQ_QUEUE, broker_url=url):
+        yield worker.start()
+    worker.kill()
+
+
+@pytest.fixture
+def world(project, sandbox_cluster, broker):
     developer = MembershipFactory(project=project, role="developer", user=UserFactory(username="dev")).user
     approvers = [MembershipFactory(project=project, role="approver").user for _ in range(2)]
     prod = Environment.objects.create(name="prod", cluster=sandbox_cluster, required_approvals=2,
@@ -33,6 +58,7 @@ def live_image(app, env) -> str:
     return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
+@on_both_brokers
 def test_file_approve_twice_and_the_worker_takes_it_to_succeeded(world):
     developer, approvers, _, prod, app = world
     # given a release to prod, which needs two approvals
@@ -55,6 +81,7 @@ def test_file_approve_twice_and_the_worker_takes_it_to_succeeded(world):
     assert chain_verify()[2] == ""
 
 
+@on_both_brokers
 def test_a_broken_image_is_rolled_back_to_the_previous_revision(world):
     developer, _, dev, _, app = world
     good = wait_final(file_release(actor=developer, application=app, environment=dev, version="1.0"))
@@ -81,6 +108,7 @@ def test_a_broken_first_deploy_removes_its_objects(world):
         live_image(app, dev)
 
 
+@on_both_brokers
 def test_queued_releases_of_a_lane_run_one_after_the_other(world):
     developer, _, dev, _, app = world
 
@@ -92,6 +120,7 @@ def test_queued_releases_of_a_lane_run_one_after_the_other(world):
     assert live_image(app, dev) == PINNED.format(version="2.0")
 
 
+@on_both_brokers
 def test_transient_cluster_errors_are_retried(world, sandbox):
     developer, _, dev, _, app = world
     sandbox.inject_fault("503", count=3)

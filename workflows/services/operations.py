@@ -3,15 +3,14 @@
 An operation claims its lane the way a step does. Under the lane lock it is refused (409 ``lane_busy``)
 while a release of the lane is in flight or another operation holds it; otherwise a ``LaneOperation`` row
 is its claim, and ``lane_advance`` starts no release while it exists. The cluster and DNS writes run
-without locks, each checking the claim first (the operation's fence, ``deployments/fencing.py``). When the
+without locks, each checking the claim first (the operation's fence, ``deployments/fencing.py``); a heartbeat
+renews the claim's short lease meanwhile (``leases.py``), so only a dead process's claim expires. When the
 operation ends, done or failed, one transaction audits what it did, drops the claim and, when a release
 was approved meanwhile, lets the lane advance.
 """
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +26,8 @@ from ..audit import Actor
 from ..choices import IN_FLIGHT
 from ..locks import lane_lock
 from ..models import LaneOperation, Release
-from .pipeline import lane_advance_if_queued
+from . import leases
+from .pipeline import lane_advance_if_queued, step_lease
 
 
 def application_scale(*, application: Application, environment: Environment, replicas: int, actor: Actor) -> int:
@@ -63,8 +63,16 @@ class ClaimedOperation:
     def __init__(self, claim: LaneOperation):
         self.claim = claim
         self.on_done: Callable[[], object] | None = None
+        self.lease = leases.Lease(token=f"lane-operation-{claim.id}", what=f"the {claim.kind} of the application",
+                                  renew=self._renew)
+
+    def _renew(self) -> bool:
+        now = timezone.now()
+        return LaneOperation.objects.filter(id=self.claim.id, expires_at__gt=now).update(
+            expires_at=now + step_lease()) == 1
 
     def fence(self, what: str) -> None:
+        self.lease.check(what)
         if not LaneOperation.objects.filter(id=self.claim.id, expires_at__gt=timezone.now()).exists():
             claim = self.claim
             raise StaleClaim(f"the {claim.kind} of {claim.application.name} in {claim.environment.name} lost its "
@@ -82,7 +90,8 @@ def lane_claim(
     """Hold the lane for an operation; 409 ``lane_busy`` while a release or another operation holds it."""
     operation = ClaimedOperation(_claim(application=application, environment=environment, kind=kind, actor=actor))
     try:
-        yield operation
+        with operation.lease:
+            yield operation
     except StaleClaim as exc:
         _release(operation.claim, audit_event=None)
         raise Conflict(f"{exc.message}; nothing more was changed. Check the application and try again.",
@@ -109,7 +118,7 @@ def _claim(*, application: Application, environment: Environment, kind: str, act
         held.delete()  # its process died with the claim: the lease is over
     return LaneOperation.objects.create(
         application=application, environment=environment, kind=kind, actor=str(actor)[:150],
-        expires_at=now + timedelta(seconds=settings.SLIPWAY_STEP_LEASE_SECONDS),
+        expires_at=now + step_lease(),
     )
 
 

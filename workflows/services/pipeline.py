@@ -11,10 +11,13 @@ without holding locks, and finished in another. A duplicate delivery finds the
 step claimed or the release already moved on and does nothing. The claim is
 the step's fencing token: every cluster, DNS and registry write of the step
 checks it first (``step_fence``), so a worker that comes back after the reaper
-moved on stops at its next write (see ``deployments/fencing.py``).
+moved on stops at its next write (see ``deployments/fencing.py``). While the
+step runs, its worker's heartbeat renews the claim's short lease
+(``leases.py``): the reaper re-drives only a step whose worker stopped beating.
 """
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +27,7 @@ from django.db import transaction
 from django.db.models import Exists, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from deployments import builds, registry
 from deployments import services as deployments
@@ -40,7 +44,7 @@ from .. import audit, planner
 from ..choices import IN_FLIGHT, STATE_OF_STEP, STEP_OF_STATE, ReleaseState, Step, StepStatus, WebhookEvent
 from ..locks import lane_lock, release_lock
 from ..models import FreezeWindow, LaneOperation, Release, StepRun
-from . import notifications
+from . import leases, notifications
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +154,14 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
     if run is None:
         return
     release = run.release  # as locked and loaded by the claim
+    with _step_lease(run) as lease:
+        _step_work(run, release, step_fence(run, lease), retries)
+
+
+def _step_work(run: StepRun, release: Release, fence: "StepFence", retries: int) -> None:
+    step = run.step
     try:
-        outcome = STEP_WORK[step](release, step_fence(run))
+        outcome = STEP_WORK[step](release, fence)
     except StaleClaim as exc:
         _step_note_stale(run, exc.message)
         return
@@ -169,18 +179,57 @@ def step_run(*, release_id: int, step: str, task_id: str = "", retries: int = 0)
     _step_succeed(run, outcome)
 
 
-def step_fence(run: StepRun) -> Fence:
-    """The fencing token of a claimed step: its attempt must still be the release's current, running one."""
-    state, release_id, step, attempt = STATE_OF_STEP[run.step], run.release_id, run.step, run.attempt
+class StepFence:
+    """The fencing token of a claimed step: its lease still held, its attempt still the release's current,
+    running one. ``sleep`` waits between polls and stops as soon as the lease is lost."""
 
-    def check(what: str) -> None:
-        newer = StepRun.objects.filter(release_id=release_id, step=step, attempt__gt=attempt)
-        current = StepRun.objects.filter(id=run.id, status=StepStatus.RUNNING, release__state=state)
+    def __init__(self, run: StepRun, lease: leases.Lease | None = None):
+        self.run, self.lease = run, lease
+
+    def __call__(self, what: str) -> None:
+        run = self.run
+        if self.lease:
+            self.lease.check(what)
+        newer = StepRun.objects.filter(release_id=run.release_id, step=run.step, attempt__gt=run.attempt)
+        current = StepRun.objects.filter(id=run.id, status=StepStatus.RUNNING,
+                                         release__state=STATE_OF_STEP[run.step])
         if not current.filter(~Exists(newer)).exists():
-            raise StaleClaim(f"{step} attempt {attempt} of release #{release_id} is no longer the step's claim "
-                             f"(reaped or superseded): stopped before {what}")
+            raise StaleClaim(f"{run.step} attempt {run.attempt} of release #{run.release_id} is no longer the step's "
+                             f"claim (reaped or superseded): stopped before {what}")
 
-    return check
+    def sleep(self, seconds: float) -> None:
+        (self.lease.sleep if self.lease else time.sleep)(seconds)
+
+    def still_held(self, what: str) -> None:
+        """The lease alone (in memory, no query): for reads such as following a rollout."""
+        if self.lease:
+            self.lease.check(what)
+
+
+def step_fence(run: StepRun, lease: leases.Lease | None = None) -> StepFence:
+    return StepFence(run, lease)
+
+
+def _step_lease(run: StepRun) -> leases.Lease:
+    """The heartbeat of a claimed step: renews its lease while this attempt holds it, hands it over on stop."""
+    mine = StepRun.objects.filter(id=run.id, lease_token=run.lease_token, status=StepStatus.RUNNING)
+
+    def renew() -> bool:
+        now = timezone.now()
+        return mine.filter(lease_expires_at__gt=now).update(lease_expires_at=now + step_lease()) == 1
+
+    def hand_over() -> bool:
+        note = "handed over by its worker, which is stopping (SIGTERM); running the step on another worker"
+        if not mine.update(lease_expires_at=timezone.now(), error=note, log=Concat("log", Value(f"{note}\n"))):
+            return False
+        try:
+            _tasks().release_step_task.delay(run.release_id, run.step, current_correlation_id.get())
+        except BrokerUnavailable as exc:  # the lease has ended: the reaper re-drives the step instead
+            logger.warning("could not enqueue the %s step of release %s again: %s", run.step, run.release_id, exc)
+        return True
+
+    return leases.Lease(token=run.lease_token, what=f"{run.step} attempt {run.attempt} of release #{run.release_id}",
+                        renew=renew, hand_over=hand_over)
 
 
 def _step_note_stale(run: StepRun, message: str) -> None:
@@ -195,9 +244,9 @@ def retry_delay(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def step_lease(release: Release, step: str) -> timedelta:
-    extra = release.environment.rollout_deadline_seconds if step == Step.VERIFY else 0
-    return timedelta(seconds=settings.SLIPWAY_STEP_LEASE_SECONDS + extra)
+def step_lease() -> timedelta:
+    """How long a claim outlives its worker's last heartbeat."""
+    return timedelta(seconds=settings.SLIPWAY_STEP_LEASE_SECONDS)
 
 
 @transaction.atomic
@@ -208,9 +257,10 @@ def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
     now = timezone.now()
     last = release.steps.filter(step=step).order_by("-attempt").first()
     if last and last.status == StepStatus.RUNNING:
-        ours = bool(task_id) and last.task_id == task_id
+        # a retry of this very task after its run here raised (the database connection was lost): take it over
+        ours = bool(task_id) and last.task_id == task_id and leases.ended_here(last.lease_token)
         if last.lease_expires_at and last.lease_expires_at > now and not ours:
-            return None  # another worker holds the step
+            return None  # another worker holds the step (its heartbeat renews the lease): a duplicate delivery
         last.status, last.finished_at = StepStatus.FAILED, now
         last.error = last.error or (
             "interrupted (database connection lost); running the step again" if ours
@@ -222,7 +272,7 @@ def _step_claim(release_id: int, step: str, task_id: str) -> StepRun | None:
         release.save(update_fields=["replaced", "updated_at"])
     return StepRun.objects.create(
         release=release, step=step, attempt=(last.attempt + 1) if last else 1, status=StepStatus.RUNNING,
-        started_at=now, lease_expires_at=now + step_lease(release, step), task_id=task_id or "",
+        started_at=now, lease_expires_at=now + step_lease(), task_id=task_id or "", lease_token=leases.new_token(),
     )
 
 
@@ -420,10 +470,12 @@ def _dns_sync(release: Release, manifests: list[dict], fence: Fence) -> list[str
     return []
 
 
-def _verify(release: Release, fence: Fence) -> StepOutcome:
-    """Reads only (the rollout, the smoke check): nothing to fence; finishing it checks the claim."""
+def _verify(release: Release, fence: StepFence) -> StepOutcome:
+    """Reads only (the rollout, the smoke check): nothing to fence; it stops at the next rollout status or poll
+    once the lease is lost, and finishing it checks the claim."""
     status = deployments.deployment_verify(
-        revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS
+        revision_id=release.revision_id, poll_interval=settings.SLIPWAY_VERIFY_POLL_SECONDS, sleep=fence.sleep,
+        still_held=fence.still_held,
     )
     return StepOutcome([status.message], {})
 
@@ -441,7 +493,7 @@ def _rollback(release: Release, fence: Fence) -> StepOutcome:
     return StepOutcome([f"restored revision #{release.replaced.number} as #{revision.number}", *dns_log], {})
 
 
-STEP_WORK: dict[str, Callable[[Release, Fence], StepOutcome]] = {
+STEP_WORK: dict[str, Callable[[Release, StepFence], StepOutcome]] = {
     Step.BUILD: _build, Step.DEPLOY: _deploy, Step.VERIFY: _verify, Step.ROLLBACK: _rollback,
 }
 NEXT: dict[str, Callable[[Release], None]] = {
