@@ -60,6 +60,7 @@ class Review:
     """
 
     decode_error: str | None = None
+    decode_field: str = ""  # where the decoder stopped
     unknown: list[tuple[str, dict, str]] = field(default_factory=list)
     causes: list[Cause] = field(default_factory=list)
 
@@ -81,7 +82,7 @@ def review(obj: dict) -> Review:
         return result
     _walk(schema, {k: v for k, v in obj.items() if k != "status"}, "", result)
     if result.decode_error is None:
-        result.decode_error = _decode_problem(obj)
+        result.decode_field, result.decode_error = _decode_problem(obj) or ("", None)
     if result.decode_error is None:
         for rule in (_metadata_causes, *_KIND_RULES.get(obj.get("kind", ""), ())):
             result.causes += rule(obj)
@@ -104,6 +105,7 @@ def _walk(node: Node, value: Any, path: str, result: Review, parent: Node | None
         struct = f"{parent.struct_name}." if parent and parent.struct_name else ""
         result.decode_error = (f"json: cannot unmarshal {kind} into Go struct field {struct}{path} "
                                f"of type {node.go_type}")
+        result.decode_field = path
         return
     if kind == "object" and "object" in types:
         for required in node.schema.get("required") or []:
@@ -123,17 +125,17 @@ def _walk(node: Node, value: Any, path: str, result: Review, parent: Node | None
             _walk(node.items, item, f"{path}[{index}]", result, parent)
 
 
-def _decode_problem(obj: dict) -> str | None:
-    """Values the decoder itself refuses: malformed quantities, bad base64 in a Secret's data."""
-    for _, value in _quantities(obj):
+def _decode_problem(obj: dict) -> tuple[str, str] | None:
+    """(field, message) for a value the decoder itself refuses: a malformed quantity, bad base64 in a Secret."""
+    for path, value in _quantities(obj):
         if not isinstance(value, (int, float)) and parse_quantity(str(value)) is None:
-            return f"quantities must match the regular expression '{QUANTITY_PATTERN}'"
+            return path, f"quantities must match the regular expression '{QUANTITY_PATTERN}'"
     if obj.get("kind") == "Secret":
-        for value in (obj.get("data") or {}).values():
+        for key, value in (obj.get("data") or {}).items():
             try:
                 base64.b64decode(str(value), validate=True)
             except binascii.Error:
-                return f"illegal base64 data at input byte {_bad_base64_offset(str(value))}"
+                return f"data[{key}]", f"illegal base64 data at input byte {_bad_base64_offset(str(value))}"
     return None
 
 
@@ -272,6 +274,12 @@ def _service_causes(obj: dict) -> list[Cause]:
 def _ingress_causes(obj: dict) -> list[Cause]:
     causes = []
     for r_index, rule in enumerate((obj.get("spec") or {}).get("rules") or []):
+        host = rule.get("host")
+        if host and (problem := _pattern_problem(
+                host.removeprefix("*."), _DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain must consist of "
+                "lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                "character (e.g. 'example.com'")):
+            causes.append(Cause(f"spec.rules[{r_index}].host", f'Invalid value: "{host}": {problem}'))
         for p_index, path in enumerate((rule.get("http") or {}).get("paths") or []):
             where = f"spec.rules[{r_index}].http.paths[{p_index}]"
             path_type = path.get("pathType")

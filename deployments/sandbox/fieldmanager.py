@@ -245,8 +245,9 @@ def apply(current: dict, config: dict, manager: str, *, force: bool, now: str) -
             _remove(result, path)
 
     stamp = {"manager": manager, "operation": "Apply", "apiVersion": config.get("apiVersion", ""), "time": now}
-    if mine == applied:  # re-applying the same set leaves the entry (and its time) alone
-        stamp = next(e for e in _entries(current) if _identity(e) == identity)
+    previous = next((e for e in _entries(current) if _identity(e) == identity), None)
+    if previous is not None and mine == applied:  # re-applying the same set leaves the entry (and its time) alone
+        stamp = previous
     _store_entries(result, [*others, (stamp, applied)])
     return result
 
