@@ -309,6 +309,8 @@ class SandboxApp:
                                         lambda current: patched(current, body, request.mimetype, schema_of(current))))
 
     def _delete(self, request: Request, target: Target) -> Response:
+        if request.get_data():  # kubectl sends DeleteOptions in the body, dryRun included
+            write_options.take_delete_options(_decode(request))
         obj = self._store.delete(target.resource, target.namespace, target.name)
         if target.resource.returns_deleted_object:
             return _json(obj)

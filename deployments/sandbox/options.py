@@ -54,6 +54,15 @@ def from_request(args: dict, user_agent: str, subresource: str | None, applying:
                         force=force == "true", subresource=subresource or "", applying=applying)
 
 
+def take_delete_options(body: dict) -> None:
+    """A DELETE's `DeleteOptions` body may ask for a dry run, as the query may."""
+    dry_run = body.get("dryRun") or []
+    if any(value != "All" for value in dry_run):
+        raise bad_request(f'Invalid dry run value: {dry_run}: supported values: "All"')
+    if dry_run:
+        current().dry_run = True
+
+
 @contextmanager
 def serving(options: WriteOptions) -> Iterator[WriteOptions]:
     token = _current.set(options)
