@@ -80,7 +80,7 @@ def review(obj: dict) -> Review:
     schema = root(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
     if schema is None:
         return result
-    _walk(schema, {k: v for k, v in obj.items() if k != "status"}, "", result)
+    _walk(schema, obj, "", result)
     if result.decode_error is None:
         result.decode_field, result.decode_error = _decode_problem(obj) or ("", None)
     if result.decode_error is None:
@@ -113,6 +113,8 @@ def _walk(node: Node, value: Any, path: str, result: Review, parent: Node | None
                 message = _REQUIRED_MESSAGES.get(required, "Required value")
                 result.causes.append(Cause(_join(path, required), message, "FieldValueRequired"))
         for key, child_value in value.items():
+            if not path and key == "status":
+                continue
             child = node.child(key)
             if child is None:
                 result.unknown.append((_join(path, key), value, key))
