@@ -102,7 +102,13 @@ class KubeClient:
 
     # -- generic objects ------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> None:
-        """Create or update ``obj`` with server-side apply (field manager ``slipway``)."""
+        """Create or update ``obj`` with server-side apply (field manager ``slipway``).
+
+        Forced, on purpose: for the fields Slipway renders the approved release is
+        the truth, and a conflict would otherwise stall the deploy. Fields it does
+        not render (hand-added labels, an autoscaled Deployment's replicas) stay
+        with whoever set them.
+        """
         method, args = self._method("patch", obj["kind"], obj["metadata"])
         self._json(
             f"apply {obj['kind']} {obj['metadata']['name']}",

@@ -143,9 +143,13 @@ PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 def patched(current: dict, body: object, media_type: str, node: Node) -> dict:
     """`current` after a PATCH of `media_type` (one of `PATCH_TYPES`); `node` is its schema."""
     if media_type == JSON_PATCH:
-        return json_patch(current, body)
-    if not isinstance(body, dict):
+        result = json_patch(current, body)
+    elif not isinstance(body, dict):
         raise bad_request("the request body must be an object")
-    if media_type == STRATEGIC_MERGE_PATCH:
-        return strategic_merge_patch(current, body, node)
-    return merge_patch(current, body)
+    elif media_type == STRATEGIC_MERGE_PATCH:
+        result = strategic_merge_patch(current, body, node)
+    else:
+        result = merge_patch(current, body)
+    if not isinstance(result, dict):  # `{"$patch": "delete"}` or a JSON patch of the root
+        raise bad_request("the patch must leave an object: deleting or replacing the whole object is not a patch")
+    return result

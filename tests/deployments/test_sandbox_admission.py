@@ -83,6 +83,20 @@ def test_strategic_merge_deletes_from_a_primitive_list(api):
     assert answer.json()["metadata"]["finalizers"] == ["b/y"]
 
 
+@pytest.mark.parametrize(("body", "content_type"), [
+    ({"$patch": "delete"}, SMP),
+    ([{"op": "replace", "path": "", "value": 5}], "application/json-patch+json"),
+    ([{"op": "explode"}], "application/json-patch+json"),
+    ({"spec": 1}, "application/json-patch+json"),
+])
+def test_a_patch_that_leaves_no_object_is_refused_not_a_500(api, body, content_type):
+    api("POST", DEPLOYMENTS, deployment())
+    answer = api("PATCH", DEPLOYMENTS + "/web", body, content_type)
+    assert answer.status_code in (400, 422)
+    assert answer.json()["kind"] == "Status"
+    assert api("GET", DEPLOYMENTS + "/web").json()["metadata"]["generation"] == 1
+
+
 def test_json_patch_errors_are_422_and_change_nothing(api):
     api("POST", DEPLOYMENTS, deployment())
     answer = api("PATCH", DEPLOYMENTS + "/web", [{"op": "remove", "path": "/spec/nothing"}],
