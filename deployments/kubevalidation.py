@@ -257,6 +257,11 @@ def _container_causes(obj: dict) -> list[Cause]:
             causes += _port_cause(f"{path}.ports[{index}].containerPort", port.get("containerPort"))
         resources = container.get("resources") or {}
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        for section, values in (("requests", requests), ("limits", limits)):
+            for name, value in values.items():
+                if parse_quantity(str(value)) < 0:
+                    causes.append(Cause(f"{path}.resources.{section}[{name}]",
+                                        f'Invalid value: "{value}": must be greater than or equal to 0'))
         for name, request in requests.items():
             if name in limits and parse_quantity(str(request)) > parse_quantity(str(limits[name])):
                 causes.append(Cause(f"{path}.resources.requests",

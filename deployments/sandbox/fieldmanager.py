@@ -200,7 +200,9 @@ def record_update(current: dict | None, new: dict, manager: str, now: str, subre
     """Give `manager` the fields that `new` changed from `current` (None: created) and take them from others."""
     before = field_paths(current) if current is not None else set()
     after = field_paths(new)
-    changed = {p for p in after if p not in before or value_at(new, p) != value_at(current, p)}
+    # An item of a keyed list or set is changed by appearing; changes inside it are its fields'.
+    changed = {p for p in after if p not in before
+               or not p[-1].startswith(("k:", "v:")) and value_at(new, p) != value_at(current, p)}
     lost = (before - after) | changed
     identity = (manager, "Update", subresource)
     entries: list[tuple[dict, set[Path]]] = []

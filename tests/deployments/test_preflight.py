@@ -4,10 +4,12 @@ The check is the sandbox admission's own (`deployments.kubevalidation`); its
 refusals name the application field that produced the bad value.
 """
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
 from deployments import preflight, services
+from deployments.kubevalidation import parse_quantity
 from deployments.manifests import render
 from deployments.models import Application
 from paas_site.errors import ApplicationError
@@ -23,6 +25,14 @@ def refusals(*, hostname: str | None = None, **fields) -> dict[str, list[str]]:
     return preflight.manifest_refusals(objects)
 
 
+@pytest.mark.parametrize(("text", "value"), [
+    ("500m", Decimal("0.5")), ("2", Decimal(2)), ("1Gi", Decimal(2**30)), ("1e3", Decimal(1000)),
+    ("128M", Decimal(128 * 10**6)), (".5", Decimal("0.5")), ("lots", None), ("1 Gi", None), ("5Q", None),
+])
+def test_quantities_parse_as_the_api_server_reads_them(text, value):
+    assert parse_quantity(text) == value
+
+
 def test_what_slipway_renders_passes():
     assert refusals() == {}
     assert refusals(hostname="api.shop.example.com", autoscaling=True) == {}
@@ -35,6 +45,9 @@ def test_what_slipway_renders_passes():
     ({"cpu_request": "2", "cpu_limit": "1"}, "cpu_request",
      'Deployment api: spec.template.spec.containers[0].resources.requests: Invalid value: "2": '
      "must be less than or equal to cpu limit of 1"),
+    ({"cpu_request": "-1"}, "cpu_request",
+     'Deployment api: spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: "-1": '
+     "must be greater than or equal to 0"),
     ({"memory_limit": "lots"}, "memory_limit",
      "Deployment api: quantities must match the regular expression"),
     ({"hostname": "Shop_API.example.com"}, "hostname",
