@@ -5,14 +5,17 @@ package emulates the slice of the Kubernetes API the platform uses, over real
 HTTP, closely enough that the official `kubernetes` Python client talks to it
 as to a real cluster: discovery and version, namespaces, ConfigMaps, Secrets,
 Services, Pods (with logs), ResourceQuotas, Deployments (with `scale` and
-`status`), Ingresses, NetworkPolicies and HorizontalPodAutoscalers; create,
-get, list with label/field selectors, replace, delete; JSON merge, strategic
-merge and JSON patches; server-side apply with field-level `managedFields`,
-list merges by key and conflicts (`fieldmanager`); strict admission against
-the official schemas plus the common semantic rules (`admission`,
+`status`), Ingresses, NetworkPolicies, HorizontalPodAutoscalers and, for
+Slipway's own manifests, ServiceAccounts, PersistentVolumeClaims,
+PodDisruptionBudgets and Jobs (completed by the controller); create, get,
+list with label/field selectors, replace, delete; JSON merge, strategic merge
+and JSON patches; server-side apply with field-level `managedFields`, list
+merges by key and conflicts (`fieldmanager`); strict admission against the
+official schemas plus the common semantic rules (`admission`,
 `deployments.kubevalidation`); `?dryRun=All`; `/openapi/v2` and `/openapi/v3`;
 resourceVersion/generation semantics and `Status` errors like the real
-server's. A background controller simulates rollouts (images tagged `*-broken` never become ready), and `/sandbox/`
+server's. A background controller simulates rollouts (images tagged
+`*-broken` never become ready), and `/sandbox/`
 endpoints inject faults (503, 429, hangs) and reset state.
 
 It is not a Kubernetes: nothing runs, nothing is persisted, there is no

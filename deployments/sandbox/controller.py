@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import pods as p
 from . import resources as r
 from .errors import ApiError
+from .jobs import JobRunner
 from .store import Store, timestamp
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class RolloutController:
         self._rollout_delay = rollout_delay
         self._progress_deadline_cap = progress_deadline_cap
         self._tick = tick
+        self._jobs = JobRunner(store, rollout_delay)
         self._rollouts: dict[str, _Rollout] = {}  # by Deployment uid
         self._pod_started: dict[str, float] = {}  # by pod uid
         self._stopping = threading.Event()
@@ -90,6 +92,7 @@ class RolloutController:
         while not self._stopping.wait(self._tick):
             try:
                 self._reconcile_all()
+                self._jobs.reconcile_all(time.monotonic())
             except Exception:  # keep simulating: one bad object must not stop every rollout
                 logger.exception("sandbox controller: reconcile failed")
 

@@ -68,6 +68,13 @@ INGRESSES = ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", name
                          tracks_generation=True, subresources=("status",))
 NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", namespaced=True,
                                short_names=("netpol",), has_status=False, tracks_generation=True)
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short_names=("sa",),
+                               has_status=False)
+PERSISTENTVOLUMECLAIMS = ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", namespaced=True,
+                                      short_names=("pvc",), returns_deleted_object=True, subresources=("status",))
+PODDISRUPTIONBUDGETS = ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", namespaced=True,
+                                    short_names=("pdb",), tracks_generation=True, subresources=("status",))
+JOBS = ResourceType("batch", "v1", "jobs", "Job", namespaced=True, subresources=("status",))
 HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
                                         namespaced=True, short_names=("hpa",), tracks_generation=True,
                                         subresources=("status",))
@@ -75,6 +82,7 @@ HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautos
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RESOURCEQUOTAS,
     DEPLOYMENTS, INGRESSES, NETWORKPOLICIES, HORIZONTALPODAUTOSCALERS,
+    SERVICEACCOUNTS, PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, JOBS,
 )
 
 # Subresources whose object is not the parent kind: (group, version, kind).
