@@ -38,7 +38,8 @@ _SOURCES: tuple[tuple[str, str, str], ...] = (
     ("ConfigMap", r"(binaryData|data)\[.*\]", "config.files"),
     ("HorizontalPodAutoscaler", r"spec\.minReplicas", "autoscaling_min"),
     ("HorizontalPodAutoscaler", r"spec\.maxReplicas", "autoscaling_max"),
-    ("HorizontalPodAutoscaler", r"spec\.metrics\[0\]\.resource\.target\.averageUtilization", "autoscaling_target_cpu"),
+    ("HorizontalPodAutoscaler", r"spec\.metrics\[0\]\.resource\.target\.averageUtilization",
+     "autoscaling_target_cpu"),
     ("ResourceQuota", r"spec\.hard.*", "environment.quota"),
 )
 
@@ -57,7 +58,8 @@ def application_field(kind: str, path: str, message: str = "") -> str:
 def _checkable(obj: Manifest) -> Manifest:
     """A revision's Secret holds placeholders, not base64: check it with empty values instead."""
     if obj.get("kind") == "Secret":
-        return {**obj, "data": {key: "" if value == REDACTED else value for key, value in (obj.get("data") or {}).items()}}
+        data = obj.get("data") or {}
+        return {**obj, "data": {key: "" if value == REDACTED else value for key, value in data.items()}}
     return obj
 
 

@@ -116,7 +116,7 @@ def _json(body: object, code: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _decode(request: Request, *, list_ok: bool = False) -> dict:
-    """The request body as a dict (a list for JSON patches): JSON, or for apply patches JSON or YAML (400 otherwise)."""
+    """The request body as a dict (or a JSON patch's list): JSON, or YAML for apply patches (400 otherwise)."""
     data = request.get_data()
     try:
         body = yaml.safe_load(data) if request.mimetype == APPLY_PATCH else json.loads(data)
@@ -305,8 +305,10 @@ class SandboxApp:
         if manager is not None:
             obj, created = self._store.apply(target.resource, target.namespace, target.name, body, manager)
             return _json(obj, 201 if created else 200)
-        return _json(self._store.update(target.resource, target.namespace, target.name,
-                                        lambda current: patched(current, body, request.mimetype, schema_of(current))))
+        def mutate(current: dict) -> dict:
+            return patched(current, body, request.mimetype, schema_of(current))
+
+        return _json(self._store.update(target.resource, target.namespace, target.name, mutate))
 
     def _delete(self, request: Request, target: Target) -> Response:
         if request.get_data():  # kubectl sends DeleteOptions in the body, dryRun included

@@ -152,8 +152,10 @@ def _v3_documents() -> dict[str, bytes]:
 
 @cache
 def v3_root() -> bytes:
-    paths = {path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={hashlib.sha512(body).hexdigest()[:64].upper()}"}
-             for path, body in _v3_documents().items()}
+    paths = {}
+    for path, body in _v3_documents().items():
+        digest = hashlib.sha512(body).hexdigest()[:64].upper()  # clients cache a document by its hash
+        paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return json.dumps({"paths": paths}).encode()
 
 

@@ -124,7 +124,8 @@ class Store:
             current = self._objects[resource].get((namespace or "", name))
             force = options.current().force
             if current is None:
-                applied = fieldmanager.apply({"metadata": {"name": name}}, config, manager, force=force, now=timestamp())
+                skeleton = {"metadata": {"name": name}}
+                applied = fieldmanager.apply(skeleton, config, manager, force=force, now=timestamp())
                 return self._insert(resource, namespace, applied, track=False), True
             applied = fieldmanager.apply(current, config, manager, force=force, now=timestamp())
             return self._commit(resource, current, applied, track=False), False
