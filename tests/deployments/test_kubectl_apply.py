@@ -287,3 +287,26 @@ def test_slipway_forces_back_the_fields_it_renders(kubectl, slipway):
     assert live["spec"]["replicas"] == 2
     slipway_fields = next(e["fieldsV1"] for e in live["metadata"]["managedFields"] if e["manager"] == "slipway")
     assert "f:replicas" in slipway_fields["f:spec"]
+
+
+def test_an_application_becoming_autoscaled_keeps_its_pods(kubectl, slipway):
+    # given a fixed-size application running 3 replicas, the count Slipway's own
+    for obj in rendered(replicas=3):
+        slipway.apply(obj)
+    namespace = rendered()[0]["metadata"]["name"]
+
+    # when it is made autoscaled: the Deployment no longer names replicas
+    for obj in rendered(replicas=3, autoscaling=True):
+        slipway.apply(obj)
+
+    # then the count is not dropped to the server's default of 1 (what removing an owned field does)
+    live = kubectl.json("-n", namespace, "get", "deployment", "api", "--show-managed-fields")
+    assert live["spec"]["replicas"] == 3
+    owners = [e["manager"] for e in live["metadata"]["managedFields"] if "f:replicas" in e["fieldsV1"]["f:spec"]]
+    assert owners == ["slipway-replicas-handover"]
+
+    # and an operator's (or the HPA's) later scale simply takes it over
+    kubectl("-n", namespace, "scale", "deployment", "api", "--replicas=5")
+    for obj in rendered(replicas=3, autoscaling=True):
+        slipway.apply(obj)
+    assert kubectl.json("-n", namespace, "get", "deployment", "api")["spec"]["replicas"] == 5
