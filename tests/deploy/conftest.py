@@ -45,7 +45,7 @@ def config_data(objects: list[dict]) -> dict[str, str]:
 
 
 @pytest.fixture
-def database_url(django_db_setup) -> str:
+def database_url(db) -> str:
     """`DATABASE_URL` of the (migrated) test database, for Slipway processes the tests start."""
     from django.db import connection
 
