@@ -16,6 +16,7 @@ stored.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
@@ -119,8 +120,8 @@ def _merge_list(live: Any, patch: list, node: Node) -> list:
 
 def _ordered(items: list, order: list, key: str | None) -> list:
     """`items` in the order `$setElementOrder` gives; items it does not name keep their place after those."""
-    def identity(item: Any) -> Any:
-        return item.get(key) if key and isinstance(item, dict) else item
+    def identity(item: Any) -> str:  # as JSON: a client may order by anything, hashable or not
+        return json.dumps(item.get(key) if key and isinstance(item, dict) else item, sort_keys=True)
 
     rank = {identity(entry): position for position, entry in enumerate(order)}
     return sorted(items, key=lambda item: rank.get(identity(item), len(rank)))

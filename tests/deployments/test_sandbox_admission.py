@@ -97,6 +97,15 @@ def test_a_patch_that_leaves_no_object_is_refused_not_a_500(api, body, content_t
     assert api("GET", DEPLOYMENTS + "/web").json()["metadata"]["generation"] == 1
 
 
+def test_an_element_order_naming_odd_items_is_harmless(api):
+    api("POST", DEPLOYMENTS, deployment())
+    answer = api("PATCH", DEPLOYMENTS + "/web", {"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "$setElementOrder/env": [{"x": [1]}, {"name": "B"}]}]}}}}, SMP)
+    assert answer.status_code == 200
+    assert [e["name"] for e in containers(api)[0]["env"]] == ["B", "A"]
+    assert "$" not in answer.text
+
+
 def test_json_patch_errors_are_422_and_change_nothing(api):
     api("POST", DEPLOYMENTS, deployment())
     answer = api("PATCH", DEPLOYMENTS + "/web", [{"op": "remove", "path": "/spec/nothing"}],
