@@ -100,7 +100,7 @@ def test_a_patch_that_leaves_no_object_is_refused_not_a_500(api, body, content_t
 def test_an_element_order_naming_odd_items_is_harmless(api):
     api("POST", DEPLOYMENTS, deployment())
     answer = api("PATCH", DEPLOYMENTS + "/web", {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "$setElementOrder/env": [{"x": [1]}, {"name": "B"}]}]}}}}, SMP)
+        {"name": "web", "$setElementOrder/env": [{"name": ["odd"]}, {"name": "B"}]}]}}}}, SMP)
     assert answer.status_code == 200
     assert [e["name"] for e in containers(api)[0]["env"]] == ["B", "A"]
     assert "$" not in answer.text
