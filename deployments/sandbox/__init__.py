@@ -14,28 +14,40 @@ merges by key and conflicts (`fieldmanager`); strict admission against the
 official schemas plus the common semantic rules (`admission`,
 `deployments.kubevalidation`); `?dryRun=All`; `/openapi/v2` and `/openapi/v3`;
 resourceVersion/generation semantics and `Status` errors like the real
-server's. A background controller simulates rollouts (images tagged
-`*-broken` never become ready), and `/sandbox/`
-endpoints inject faults (503, 429, hangs) and reset state.
+server's. Reads behave as a client expects
+(see `reads`): watch on every list endpoint (resourceVersion, bookmarks,
+`410 Expired` past a bounded history, `sendInitialEvents`), `limit`/`continue`
+pagination consistent at the first page's version, `Table` output with the
+real server's columns, field selectors only where the real server has them.
+With `tls=True` (the command line's default) it serves HTTPS under a CA made
+at start and hands out a kubeconfig (`tls`). A background controller
+simulates rollouts (images tagged `*-broken` never become ready), and
+`/sandbox/` endpoints inject faults (503, 429, hangs) and reset state.
 
 It is not a Kubernetes: nothing runs, nothing is persisted, there is no
-watch, no RBAC (one optional bearer token), no admission webhooks, no
-ReplicaSets. Validation covers the schema and the semantic rules Slipway's
-inputs can reach, not every rule of the API server (no immutability rules
-beyond a Deployment's selector, no cross-object checks). Server-side apply
-does not track status writes, treats subresource apply patches as merge
-patches, defaults only `protocol` among list-map keys, and never converts
-between API versions; `/openapi/v2` is JSON only (no protobuf); duplicate
-fields in a body are not detected (JSON decoding keeps the last). Never point
-production code at it or expose it beyond loopback.
+RBAC (one optional bearer token), no admission webhooks, no ReplicaSets.
+Validation covers the schema and the semantic rules Slipway's inputs can
+reach, not every rule of the API server (no immutability rules beyond a
+Deployment's selector, no cross-object checks). Server-side apply does not
+track status writes, treats subresource apply patches as merge patches,
+defaults only `protocol` among list-map keys, and never converts between API
+versions; `/openapi/v2` is JSON only (no protobuf); duplicate fields in a body
+are not detected (JSON decoding keeps the last). Of the read API it does not emulate:
+the deprecated `/watch/` path prefix, protobuf and `PartialObjectMetadata(List)`
+output (JSON is served instead), `Table` v1beta1, a reset that clients can
+see as such (a `/sandbox/reset` ends open watches and makes older versions
+410), and the watch cache's per-resource history (one history of the last
+N changes serves every kind). A watch whose client went away ends within the
+bookmark interval, not at once. Never point production code at it
+or expose it beyond loopback.
 
     from deployments.sandbox import SandboxCluster
 
-    with SandboxCluster(port=0, rollout_delay=0.2, token="t0ken") as sandbox:
-        ...  # kubernetes.client.Configuration(host=sandbox.url, ...)
+    with SandboxCluster(port=0, rollout_delay=0.2, token="t0ken", tls=True) as sandbox:
+        ...  # kubernetes.client.Configuration(host=sandbox.url, ...), CA in sandbox.ca_pem
 
-Run standalone with `python -m deployments.sandbox --port 6443`. It does not
-import Django.
+Run standalone with `python -m deployments.sandbox --port 6443 [--http]
+[--kubeconfig PATH]`. It does not import Django.
 """
 
 from .server import SandboxCluster

@@ -105,13 +105,16 @@ def test_two_field_managers_conflict_until_forced(kubectl):
     assert "f:replicas" not in owners.get("kubectl-client-side-apply/Update", {}).get("f:spec", {})
 
 
-def test_the_conflict_status_names_manager_and_field_in_its_causes(kubectl):
+def test_the_conflict_status_names_manager_and_field_in_its_causes(kubectl, tmp_path):
     import requests
 
     apply(kubectl, deployment(replicas=2))
+    ca = tmp_path / "ca.pem"
+    ca.write_text(kubectl.sandbox.ca_pem)
     url = f"{kubectl.sandbox.url}/apis/apps/v1/namespaces/default/deployments/web"
-    answer = requests.patch(url, params={"fieldManager": "ops"}, data=json.dumps(deployment(replicas=7)),
-                            headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
+    answer = requests.patch(url, params={"fieldManager": "ops"}, data=json.dumps(deployment(replicas=7)), verify=ca,
+                            headers={"Content-Type": "application/apply-patch+yaml",
+                                     "Authorization": f"Bearer {kubectl.sandbox.token}"}, timeout=10)
 
     assert answer.status_code == 409
     status = answer.json()
@@ -239,8 +242,10 @@ def test_unknown_fields_and_wrong_types_are_refused_as_by_the_decoder(kubectl):
 
 @pytest.fixture
 def slipway(kubectl) -> KubeClient:
-    """Slipway's cluster adapter on the kubectl module's sandbox (which takes any token)."""
-    return KubeClient(ClusterAccess(name="sandbox", api_server=kubectl.sandbox.url, token="unused"))
+    """Slipway's cluster adapter on the kubectl module's sandbox (HTTPS under its CA, its token)."""
+    sandbox = kubectl.sandbox
+    return KubeClient(ClusterAccess(name="sandbox", api_server=sandbox.url, token=sandbox.token,
+                                    ca_certificate=sandbox.ca_pem))
 
 
 def rendered(**fields) -> list[dict]:
