@@ -30,6 +30,8 @@ from paas_site.metrics import call_errors_counted
 from .kubeconfig import inline_only_problem
 
 FIELD_MANAGER = "slipway"
+# Co-owns a Deployment's replicas while Slipway stops applying them (see `_hand_replicas_over`).
+REPLICAS_HANDOVER_MANAGER = "slipway-replicas-handover"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 # (connect, read) seconds: a hung API server must not hold a worker forever.
@@ -117,12 +119,47 @@ class KubeClient:
 
     # -- generic objects ------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> None:
-        """Create or update ``obj`` with server-side apply (field manager ``slipway``)."""
+        """Create or update ``obj`` with server-side apply (field manager ``slipway``).
+
+        Forced, on purpose: for the fields Slipway renders the approved release is
+        the truth, and a conflict would otherwise stall the deploy. Fields it does
+        not render (hand-added labels, an autoscaled Deployment's replicas) stay
+        with whoever set them.
+        """
+        if obj["kind"] == "Deployment" and "replicas" not in obj.get("spec", {}):
+            self._hand_replicas_over(obj)
+        self._server_side_apply(obj, FIELD_MANAGER, force=True)
+
+    def _server_side_apply(self, obj: dict[str, Any], manager: str, *, force: bool) -> None:
         method, args = self._method("patch", obj["kind"], obj["metadata"])
         self._json(
             f"apply {obj['kind']} {obj['metadata']['name']}",
-            method, *args, obj, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
+            method, *args, obj, field_manager=manager, force=force, _content_type=APPLY_PATCH,
         )
+
+    def _hand_replicas_over(self, obj: dict[str, Any]) -> None:
+        """Keep the live replica count when a Deployment Slipway scaled becomes autoscaled.
+
+        An API server removes a field its only owner stops applying, and then
+        defaults `replicas` to 1: every pod but one would go until the HPA
+        scales back up. So, while Slipway still owns the count, a second manager
+        applies the same value first (co-owning it, no conflict), as the
+        Kubernetes documentation's "transferring ownership" describes; the
+        HPA's updates then take it from that manager.
+        """
+        metadata = obj["metadata"]
+        try:
+            live = self.read("Deployment", metadata["name"], metadata["namespace"])
+        except ObjectNotFound:
+            return
+        owners = [entry["manager"] for entry in live["metadata"].get("managedFields") or []
+                  if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})]
+        if owners != [FIELD_MANAGER]:
+            return
+        handover = {"apiVersion": obj["apiVersion"], "kind": "Deployment",
+                    "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                    "spec": {"replicas": live["spec"]["replicas"]}}
+        self._server_side_apply(handover, REPLICAS_HANDOVER_MANAGER, force=False)
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete one object; ``False`` if it was already gone."""

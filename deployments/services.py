@@ -27,7 +27,7 @@ from paas_site import outbound
 from paas_site.actors import DEPLOY, Actor
 from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
 
-from . import builds, changes, locks, manifests, middleware, packages
+from . import builds, changes, locks, manifests, middleware, packages, preflight
 from .base_images import BaseImageSpec, base_image_push
 from .choices import RevisionKind
 from .fencing import Fence, unfenced
@@ -99,6 +99,7 @@ def deployment_apply(
             raise PermanentError(f"{application.name} uses the middleware instance {used.name}, which is not "
                                  f"deployed in {environment.name}: release it there first")
     objects = manifests.render(spec=spec, image=image, config=config, release=release)
+    preflight.manifests_check(objects)  # refused before the first object reaches the cluster
     client = cluster_client(_cluster_of(spec, environment))
     previous = revision_live(application=application, environment=environment)
     _apply_all(client, objects, previous.manifests if previous and previous != already else [],

@@ -7,10 +7,14 @@ as to a real cluster: discovery and version, namespaces, ConfigMaps, Secrets,
 Services, Pods (with logs), ResourceQuotas, Deployments (with `scale` and
 `status`), Ingresses, NetworkPolicies, HorizontalPodAutoscalers and, for
 Slipway's own manifests, ServiceAccounts, PersistentVolumeClaims,
-PodDisruptionBudgets and Jobs (completed by the controller); create,
-get, list with label/field selectors, replace, delete, merge patches and a
-simplified server-side apply; resourceVersion/generation semantics and
-`Status` errors like the real server's. Reads behave as a client expects
+PodDisruptionBudgets and Jobs (completed by the controller); create, get,
+list with label/field selectors, replace, delete; JSON merge, strategic merge
+and JSON patches; server-side apply with field-level `managedFields`, list
+merges by key and conflicts (`fieldmanager`); strict admission against the
+official schemas plus the common semantic rules (`admission`,
+`deployments.kubevalidation`); `?dryRun=All`; `/openapi/v2` and `/openapi/v3`;
+resourceVersion/generation semantics and `Status` errors like the real
+server's. Reads behave as a client expects
 (see `reads`): watch on every list endpoint (resourceVersion, bookmarks,
 `410 Expired` past a bounded history, `sendInitialEvents`), `limit`/`continue`
 pagination consistent at the first page's version, `Table` output with the
@@ -21,8 +25,14 @@ simulates rollouts (images tagged `*-broken` never become ready), and
 `/sandbox/` endpoints inject faults (503, 429, hangs) and reset state.
 
 It is not a Kubernetes: nothing runs, nothing is persisted, there is no
-RBAC (one optional bearer token), no admission webhooks, no ReplicaSets, and
-validation covers only common mistakes. Of the read API it does not emulate:
+RBAC (one optional bearer token), no admission webhooks, no ReplicaSets.
+Validation covers the schema and the semantic rules Slipway's inputs can
+reach, not every rule of the API server (no immutability rules beyond a
+Deployment's selector, no cross-object checks). Server-side apply does not
+track status writes, treats subresource apply patches as merge patches,
+defaults only `protocol` among list-map keys, and never converts between API
+versions; `/openapi/v2` is JSON only (no protobuf); duplicate fields in a body
+are not detected (JSON decoding keeps the last). Of the read API it does not emulate:
 the deprecated `/watch/` path prefix, protobuf and `PartialObjectMetadata(List)`
 output (JSON is served instead), `Table` v1beta1, a reset that clients can
 see as such (a `/sandbox/reset` ends open watches and makes older versions

@@ -13,6 +13,9 @@ import json
 import re
 from dataclasses import dataclass
 
+from deployments.kubevalidation import review
+
+from . import options
 from . import resources as r
 from .errors import bad_request, invalid
 from .resources import ResourceType
@@ -140,8 +143,37 @@ def validate(resource: ResourceType, obj: dict, previous: dict | None) -> None:
         causes += _deployment_causes(obj, previous)
     elif resource is r.PODS:
         causes += _container_causes(obj.get("spec") or {}, "spec")
-    if causes:
-        raise invalid(resource, name, causes)
+    causes += _schema_causes(resource, obj)
+    unique = list({(cause["field"], cause["message"]): cause for cause in causes}.values())
+    if unique:
+        raise invalid(resource, name, unique)
+
+
+def _schema_causes(resource: ResourceType, obj: dict) -> list[dict]:
+    """The official schema and semantic rules (`deployments.kubevalidation`) for a client's write.
+
+    What cannot be decoded is 400, as are unknown fields under `fieldValidation=Strict` or in
+    a server-side apply; otherwise unknown fields are dropped (with a warning unless `Ignore`).
+    """
+    request = options.current()
+    if request.manager is None:  # the controller's own write
+        return []
+    result = review(obj)
+    cannot_handle = f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+    if result.decode_error:
+        raise bad_request(cannot_handle + result.decode_error)
+    if result.unknown and request.applying:
+        metadata = obj.get("metadata") or {}
+        where = f"{metadata.get('namespace')}/{metadata.get('name')}" if resource.namespaced else metadata.get("name")
+        raise bad_request(f"failed to create typed patch object ({where}; {resource.api_version}, "
+                          f"Kind={resource.kind}): .{result.unknown_paths[0]}: field not declared in schema")
+    unknown = [f'unknown field "{path}"' for path in result.unknown_paths]
+    if unknown and request.field_validation == "Strict":
+        raise bad_request(cannot_handle + "strict decoding error: " + ", ".join(unknown))
+    if request.field_validation == "Warn":
+        request.warnings += unknown
+    result.drop_unknown()
+    return [{"field": c.field, "message": c.message, "reason": c.reason} for c in result.causes]
 
 
 def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict:

@@ -21,6 +21,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from . import openapi
+from . import options as write_options
 from . import resources as r
 from .errors import (
     ApiError,
@@ -29,12 +31,14 @@ from .errors import (
     forbidden,
     internal_error,
     method_not_allowed,
+    not_acceptable,
     path_not_found,
     unauthorized,
     unsupported_media_type,
 )
 from .faults import FaultInjector
-from .patches import merge_patch
+from .fieldmanager import schema_of
+from .patches import PATCH_TYPES, patched
 from .pods import log_lines
 from .reads import Reads, is_watch
 from .resources import ResourceType
@@ -44,7 +48,6 @@ from .store import Store
 logger = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
-MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 CONTROL_PREFIX = "/sandbox/"
 
 VERSION_INFO = {
@@ -64,6 +67,9 @@ _URLS = Map([
     Rule("/sandbox/reset", methods=["POST"], endpoint="control_reset"),
     Rule("/sandbox/state", methods=["GET"], endpoint="control_state"),
     Rule("/version", methods=["GET"], endpoint="version"),
+    Rule("/openapi/v2", methods=["GET"], endpoint="openapi_v2"),
+    Rule("/openapi/v3", methods=["GET"], endpoint="openapi_v3"),
+    Rule("/openapi/v3/<path:group_path>", methods=["GET"], endpoint="openapi_v3"),
     Rule("/api", methods=["GET"], endpoint="core_versions"),
     Rule("/apis", methods=["GET"], endpoint="groups"),
     Rule("/api/<version>", methods=["GET"], endpoint="resource_list", defaults={"group": ""}),
@@ -110,14 +116,14 @@ def _json(body: object, code: int = 200, headers: dict[str, str] | None = None) 
     return Response(json.dumps(body), status=code, mimetype="application/json", headers=headers)
 
 
-def _decode(request: Request) -> dict:
-    """The request body as a dict: JSON, or for apply patches JSON or YAML (400 otherwise)."""
+def _decode(request: Request, *, list_ok: bool = False) -> dict:
+    """The request body as a dict (or a JSON patch's list): JSON, or YAML for apply patches (400 otherwise)."""
     data = request.get_data()
     try:
         body = yaml.safe_load(data) if request.mimetype == APPLY_PATCH else json.loads(data)
     except (ValueError, yaml.YAMLError) as error:
         raise bad_request(f"the request body could not be decoded: {error}") from error
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) and not (list_ok and isinstance(body, list)):
         raise bad_request("the request body must be an object")
     return body
 
@@ -129,9 +135,14 @@ def _patch_request(request: Request) -> tuple[dict, str | None]:
         if not manager:
             raise field_manager_required()
         return _decode(request), manager
-    if request.mimetype in MERGE_PATCHES:
-        return _decode(request), None
+    if request.mimetype in PATCH_TYPES:
+        return _decode(request, list_ok=True), None
     raise unsupported_media_type(request.mimetype)
+
+
+def _as_patch(request: Request) -> str:
+    """Subresources take an apply patch as a merge patch of their view (a simplification)."""
+    return "application/merge-patch+json" if request.mimetype == APPLY_PATCH else request.mimetype
 
 
 def _optional_int(request: Request, name: str) -> int | None:
@@ -234,6 +245,17 @@ class SandboxApp:
     def _groups(self, request: Request) -> Response:
         return _json(r.api_group_list())
 
+    def _openapi_v2(self, request: Request) -> Response:
+        if not openapi.accepts_json(request.headers.get("Accept", "")):
+            raise not_acceptable()
+        return Response(openapi.v2(), mimetype="application/json")
+
+    def _openapi_v3(self, request: Request, group_path: str | None = None) -> Response:
+        document = openapi.v3_root() if group_path is None else openapi.v3(group_path)
+        if document is None:
+            raise path_not_found()
+        return Response(document, mimetype="application/json")
+
     def _resource_list(self, request: Request, group: str, version: str) -> Response:
         document = r.resource_list(group, version)
         if document is None:
@@ -243,8 +265,6 @@ class SandboxApp:
     # Resources
 
     def _resources(self, request: Request, group: str, version: str, rest: str) -> Response:
-        if "dryRun" in request.args:
-            raise bad_request("dryRun is not supported by the Slipway sandbox")
         target = parse_target(group, version, rest)
         if request.method == "GET" and is_watch(request.args) and target.subresource is None:
             return self._reads.watch(request.args, request.headers.get("Accept", ""), target.resource,
@@ -252,7 +272,13 @@ class SandboxApp:
         handler = self._handler(target, request.method)
         if handler is None:
             raise method_not_allowed(request.method)
-        return handler(request, target)
+        options = write_options.from_request(request.args, request.headers.get("User-Agent", ""),
+                                             target.subresource, applying=request.mimetype == APPLY_PATCH)
+        with write_options.serving(options):
+            response = handler(request, target)
+        for warning in options.warnings:
+            response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+        return response
 
     def _handler(self, target: Target, method: str) -> Handler | None:
         if target.name is not None:
@@ -284,10 +310,14 @@ class SandboxApp:
         if manager is not None:
             obj, created = self._store.apply(target.resource, target.namespace, target.name, body, manager)
             return _json(obj, 201 if created else 200)
-        return _json(self._store.update(target.resource, target.namespace, target.name,
-                                        lambda current: merge_patch(current, body)))
+        def mutate(current: dict) -> dict:
+            return patched(current, body, request.mimetype, schema_of(current))
+
+        return _json(self._store.update(target.resource, target.namespace, target.name, mutate))
 
     def _delete(self, request: Request, target: Target) -> Response:
+        if request.get_data():  # kubectl sends DeleteOptions in the body, dryRun included
+            write_options.take_delete_options(_decode(request))
         obj = self._store.delete(target.resource, target.namespace, target.name)
         if target.resource.returns_deleted_object:
             return _json(obj)
@@ -305,7 +335,8 @@ class SandboxApp:
         # Subresources take every patch type, apply included, as a merge patch of their view.
         patch, _ = _patch_request(request)
         return _json(self._store.update(target.resource, target.namespace, target.name,
-                                        lambda current: merge_patch(current, patch), status_only=True))
+                                        lambda current: patched(current, patch, _as_patch(request), schema_of(current)),
+                                        status_only=True))
 
     def _get_scale(self, request: Request, target: Target) -> Response:
         return _json(scale_of(self._store.get(target.resource, target.namespace, target.name)))
@@ -318,8 +349,11 @@ class SandboxApp:
 
     def _patch_scale(self, request: Request, target: Target) -> Response:
         patch, _ = _patch_request(request)
-        updated = self._store.update(target.resource, target.namespace, target.name,
-                                     lambda current: rescaled(current, merge_patch(scale_of(current), patch)))
+        def mutate(current: dict) -> dict:
+            scale = scale_of(current)
+            return rescaled(current, patched(scale, patch, _as_patch(request), schema_of(scale)))
+
+        updated = self._store.update(target.resource, target.namespace, target.name, mutate)
         return _json(scale_of(updated))
 
     def _log(self, request: Request, target: Target) -> Response:

@@ -97,11 +97,15 @@ def method_not_allowed(method: str) -> ApiError:
                                              f"({method})", details={})
 
 
+def not_acceptable() -> ApiError:
+    return ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+
+
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType",
                     f"the body of the request was in an unknown format ({content_type or 'no content type'}) - "
-                    "accepted media types include: application/merge-patch+json, "
-                    "application/strategic-merge-patch+json, application/apply-patch+yaml")
+                    "accepted media types include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml, application/strategic-merge-patch+json")
 
 
 def too_many_requests() -> ApiError:

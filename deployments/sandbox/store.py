@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from . import fieldmanager, options
 from . import resources as r
 from .admission import apply_defaults, check_identity, initial_status, validate
 from .errors import already_exists, bad_request, conflict, not_found
 from .events import History, rewind
-from .patches import apply_config
 from .resources import RESOURCE_TYPES, ResourceType
 
 Mutation = Callable[[dict], dict]
@@ -136,15 +136,20 @@ class Store:
         with self._lock:
             self._require_namespace(resource, namespace)
             current = self._objects[resource].get((namespace or "", name))
+            force = options.current().force
             if current is None:
                 skeleton = {"metadata": {"name": name}}
-                return self._insert(resource, namespace, apply_config(skeleton, config, manager, timestamp())), True
-            return self._commit(resource, current, apply_config(current, config, manager, timestamp())), False
+                applied = fieldmanager.apply(skeleton, config, manager, force=force, now=timestamp())
+                return self._insert(resource, namespace, applied, track=False), True
+            applied = fieldmanager.apply(current, config, manager, force=force, now=timestamp())
+            return self._commit(resource, current, applied, track=False), False
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict:
         """Remove an object and, like the garbage collector, everything it owns; returns it."""
         with self._lock:
             obj = self._lookup(resource, namespace, name)
+            if options.current().dry_run:
+                return copy.deepcopy(obj)
             self._remove(resource, obj)
             return copy.deepcopy(obj)
 
@@ -164,7 +169,7 @@ class Store:
         if resource.namespaced and ("", namespace) not in self._objects[r.NAMESPACES]:
             raise not_found(r.NAMESPACES, namespace or "")
 
-    def _insert(self, resource: ResourceType, namespace: str | None, obj: dict) -> dict:
+    def _insert(self, resource: ResourceType, namespace: str | None, obj: dict, *, track: bool = True) -> dict:
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         metadata = obj.setdefault("metadata", {})
         metadata.pop("resourceVersion", None)
@@ -180,12 +185,18 @@ class Store:
         key = (namespace or "", metadata["name"])
         if key in self._objects[resource]:
             raise already_exists(resource, metadata["name"])
+        request = options.current()
+        if track and request.manager:
+            fieldmanager.record_update(None, obj, request.manager, metadata["creationTimestamp"])
+        if request.dry_run:
+            return copy.deepcopy(obj)
         metadata["resourceVersion"] = self._bump_resource_version()
         self._objects[resource][key] = obj
         self.history.record(self._resource_version, "ADDED", resource, key, obj, None)
         return copy.deepcopy(obj)
 
-    def _commit(self, resource: ResourceType, current: dict, desired: dict, *, status_only: bool = False) -> dict:
+    def _commit(self, resource: ResourceType, current: dict, desired: dict, *, status_only: bool = False,
+                track: bool = True) -> dict:
         """Store `desired` in place of `current` unless that changes nothing (see `update`)."""
         metadata = current["metadata"]
         check_identity(resource, desired, metadata["name"], metadata.get("namespace"))
@@ -199,10 +210,17 @@ class Store:
             new = self._with_server_fields(resource, current, desired)
             apply_defaults(resource, new, current)
             validate(resource, new, current)
+            request = options.current()
+            # A client sending managedFields other than the stored ones sets them itself (an empty list clears).
+            sent = (desired.get("metadata") or {}).get("managedFields", metadata.get("managedFields"))
+            if track and request.manager and sent == metadata.get("managedFields"):
+                fieldmanager.record_update(current, new, request.manager, timestamp(), request.subresource)
         if _canonical(new) == _canonical(current):
             return copy.deepcopy(current)
         if resource.tracks_generation and _canonical(new.get("spec")) != _canonical(current.get("spec")):
             new["metadata"]["generation"] = metadata["generation"] + 1
+        if options.current().dry_run:
+            return copy.deepcopy(new)
         new["metadata"]["resourceVersion"] = self._bump_resource_version()
         key = (metadata.get("namespace") or "", metadata["name"])
         self._objects[resource][key] = new

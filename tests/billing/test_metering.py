@@ -25,8 +25,9 @@ def env(sandbox_cluster):
 
 @pytest.fixture
 def app(project):
+    # the limit covers the request: a real API server refuses a request above its limit
     return ApplicationFactory(project=project, name="api", replicas=2, cpu_request="250m", memory_request="384Mi",
-                              exposed=True)
+                              memory_limit="512Mi", exposed=True)
 
 
 def deploy(app, env):

@@ -497,7 +497,8 @@ def test_cost_impact_is_computed_when_filed_and_shown_to_approvers(api, develope
         name="prod 2026", environment=prod, currency="EUR", valid_from=timezone.now() - timedelta(days=1),
         cpu_core_hour=Decimal("0.04"), memory_gib_hour=Decimal("0.005"),
     )
-    app.replicas, app.cpu_request, app.memory_request = 2, "500m", "1Gi"
+    # a real API server refuses requests above limits, so the limit goes up with the request
+    app.replicas, app.cpu_request, app.memory_request, app.memory_limit = 2, "500m", "1Gi", "1Gi"
     app.save()
 
     release = file_release(actor=developer, application=app, environment=prod)

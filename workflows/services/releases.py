@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.services import release_cost_impact
+from deployments import preflight
 from deployments.manifests import ReleaseConfig
 from deployments.models import Application, Environment, Package
 from deployments.packages import SHA256, package_url_check
@@ -54,6 +55,8 @@ def release_file(
         lane_lock(application.id)
         snapshot = snapshots.snapshot_capture(application=application, environment=environment,
                                               base_image=base_image)
+        preflight.release_check(spec=DeploySpec.from_json(snapshot["spec"]), image=artifact.image,
+                                config=ReleaseConfig(env=config["env"], files=config["files"]))
         release = Release.objects.create(
             application=application, environment=environment, requested_by=actor_user(actor),
             requested_via=via, version=version, image=artifact.image, image_digest=image_digest,
