@@ -14,9 +14,8 @@ import yaml
 from tests.deploy.conftest import REPO, kustomize
 
 NAMESPACE = "slipway"
-# kubectl's client-side schema check needs /openapi/v2, which the sandbox does not serve; every object passed the
-# strict official schema in test_manifests instead.
-APPLY = ("apply", "--validate=false")
+# kubectl's own schema check (default --validate=strict) runs against the sandbox's /openapi/v3, as on a cluster
+APPLY = ("apply",)
 
 
 def install(kubectl, overlay) -> None:

@@ -28,7 +28,7 @@ def finished(kubectl, name: str, timeout: float = 10) -> dict:
 
 
 def test_a_job_completes(kubectl):
-    kubectl("apply", "--validate=false", "-f", "-", stdin=JOB.format(name="migrate", image="registry.example.com/app:1.0"))
+    kubectl("apply", "-f", "-", stdin=JOB.format(name="migrate", image="registry.example.com/app:1.0"))
 
     status = finished(kubectl, "migrate")
 
@@ -38,7 +38,7 @@ def test_a_job_completes(kubectl):
 
 
 def test_a_job_of_a_broken_image_fails_past_its_backoff_limit(kubectl):
-    kubectl("apply", "--validate=false", "-f", "-", stdin=JOB.format(name="bad", image="registry.example.com/app:1.0-broken"))
+    kubectl("apply", "-f", "-", stdin=JOB.format(name="bad", image="registry.example.com/app:1.0-broken"))
 
     status = finished(kubectl, "bad")
 
