@@ -21,6 +21,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import resources as r
+from .deletion import propagation_policy
 from .errors import (
     ApiError,
     bad_request,
@@ -33,7 +34,7 @@ from .errors import (
     unsupported_media_type,
 )
 from .faults import FaultInjector
-from .patches import merge_patch
+from .patches import JSON_PATCH, json_patch_of, merge_patch, patched
 from .pods import log_lines
 from .resources import ResourceType
 from .scale import rescaled, scale_of
@@ -130,6 +131,8 @@ def _patch_request(request: Request) -> tuple[dict, str | None]:
         return _decode(request), manager
     if request.mimetype in MERGE_PATCHES:
         return _decode(request), None
+    if request.mimetype == JSON_PATCH:  # kubectl rollout undo sends one
+        return json_patch_of(request.get_data()), None
     raise unsupported_media_type(request.mimetype)
 
 
@@ -280,11 +283,11 @@ class SandboxApp:
             obj, created = self._store.apply(target.resource, target.namespace, target.name, body, manager)
             return _json(obj, 201 if created else 200)
         return _json(self._store.update(target.resource, target.namespace, target.name,
-                                        lambda current: merge_patch(current, body)))
+                                        lambda current: patched(current, body)))
 
     def _delete(self, request: Request, target: Target) -> Response:
-        obj = self._store.delete(target.resource, target.namespace, target.name)
-        if target.resource.returns_deleted_object:
+        obj = self._store.delete(target.resource, target.namespace, target.name, propagation_policy(request))
+        if target.resource.returns_deleted_object or obj["metadata"].get("deletionTimestamp"):
             return _json(obj)
         details = {"name": target.name, "kind": target.resource.plural, "uid": obj["metadata"]["uid"]}
         if target.resource.group:

@@ -16,6 +16,12 @@ from __future__ import annotations
 
 import copy
 
+import jsonpatch
+
+from .errors import ApiError, bad_request
+
+JSON_PATCH = "application/json-patch+json"
+
 # Top-level keys that are not "content": identity and server-maintained state.
 _ENVELOPE_KEYS = frozenset({"apiVersion", "kind", "metadata", "status"})
 _OWNED_METADATA_MAPS = ("labels", "annotations")
@@ -92,3 +98,22 @@ def apply_config(current: dict, config: dict, manager: str, now: str) -> dict:
                  "time": now, "fieldsType": "FieldsV1", "fieldsV1": fields}
         metadata["managedFields"] = [e for e in entries if e is not previous] + [entry]
     return result
+
+
+def json_patch_of(data: bytes) -> jsonpatch.JsonPatch:
+    """An RFC 6902 JSON patch from a request body (400 if it is not a list of operations)."""
+    try:
+        return jsonpatch.JsonPatch.from_string(data.decode())
+    except (ValueError, jsonpatch.InvalidJsonPatch) as error:
+        raise bad_request(f"the request body could not be decoded as a JSON patch: {error}") from error
+
+
+def patched(current: dict, patch: dict | jsonpatch.JsonPatch) -> dict:
+    """`current` after a merge patch (a dict) or a JSON patch (422 when an operation does not apply)."""
+    if not isinstance(patch, jsonpatch.JsonPatch):
+        return merge_patch(current, patch)
+    try:
+        return patch.apply(current)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {error}")\
+            from error

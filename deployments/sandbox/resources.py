@@ -68,6 +68,12 @@ INGRESSES = ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", name
                          tracks_generation=True, subresources=("status",))
 NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", namespaced=True,
                                short_names=("netpol",), has_status=False, tracks_generation=True)
+REPLICASETS = ResourceType("apps", "v1", "replicasets", "ReplicaSet", namespaced=True, short_names=("rs",),
+                           tracks_generation=True, subresources=("scale", "status"))
+EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=("ev",), has_status=False)
+# The same events in their newer shape (`regarding`, `note`, `eventTime`); the recorder writes both.
+EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event", namespaced=True, short_names=("ev",),
+                         has_status=False)
 HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
                                         namespaced=True, short_names=("hpa",), tracks_generation=True,
                                         subresources=("status",))
@@ -75,6 +81,7 @@ HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautos
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RESOURCEQUOTAS,
     DEPLOYMENTS, INGRESSES, NETWORKPOLICIES, HORIZONTALPODAUTOSCALERS,
+    REPLICASETS, EVENTS, EVENTS_V1,
 )
 
 # Subresources whose object is not the parent kind: (group, version, kind).

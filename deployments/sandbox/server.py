@@ -9,7 +9,7 @@ from typing import Self
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import SandboxApp
-from .controller import RolloutController
+from .controller import DEFAULT_TIME_SCALE, ControllerManager, Timing
 from .faults import FaultInjector
 from .store import Store
 
@@ -18,17 +18,19 @@ class SandboxCluster:
     """A Kubernetes API emulator listening on `host:port` (0 picks a free port).
 
     The socket is bound in the constructor, so `url` is known (and connections
-    are queued) before `start()`. `rollout_delay` is how long simulated pods
-    take to become ready; `progress_deadline_cap` bounds every Deployment's
-    `progressDeadlineSeconds` so failed rollouts show up quickly. With a
-    `token`, Kubernetes API requests must send `Authorization: Bearer <token>`.
+    are queued) before `start()`. Sandbox time (see `controller`):
+    `rollout_delay` is how many seconds a simulated pod takes to run, and
+    `time_scale` how many seconds each Kubernetes second in a spec lasts
+    (`progressDeadlineSeconds`, `minReadySeconds`, the HPA's stabilisation
+    window). With a `token`, Kubernetes API requests must send
+    `Authorization: Bearer <token>`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rollout_delay: float = 0.2,
-                 token: str | None = None, progress_deadline_cap: float = 2.0) -> None:
+                 token: str | None = None, time_scale: float = DEFAULT_TIME_SCALE) -> None:
         self.store = Store()
         self.faults = FaultInjector()
-        self._controller = RolloutController(self.store, rollout_delay, progress_deadline_cap)
+        self._controller = ControllerManager(self.store, Timing(rollout_delay, time_scale))
         self._server: BaseWSGIServer = make_server(host, port, SandboxApp(self.store, self.faults, token),
                                                    threaded=True)
         self._thread: threading.Thread | None = None

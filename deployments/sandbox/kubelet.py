@@ -1,0 +1,67 @@
+"""The simulated kubelet: every pod (a controller's or a client's) goes Pending, then Running.
+
+A new pod is Pending (ContainerCreating) at once; `rollout_delay` later its
+containers run and it is ready, unless an image is broken (see `pods`), in
+which case it crash-loops, its restart count rising every `RESTART_INTERVAL`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import pods as p
+from . import resources as r
+from .errors import ApiError
+from .store import Store, timestamp
+
+if TYPE_CHECKING:
+    from .controller import Timing
+
+# How often a crash-looping container is counted as restarted.
+RESTART_INTERVAL = 0.2
+
+
+class Kubelet:
+    def __init__(self, store: Store, timing: Timing) -> None:
+        self._store = store
+        self._timing = timing
+        self._started: dict[str, float] = {}  # pod uid → time.monotonic() when first seen
+        self._ready_since: dict[str, float] = {}  # pod uid → when it became ready
+
+    def available(self, pod: dict, min_ready_seconds: float, now: float) -> bool:
+        """Ready for at least `min_ready_seconds` (Kubernetes seconds), as ReplicaSets count availability."""
+        since = self._ready_since.get(pod["metadata"]["uid"])
+        return p.is_ready(pod) and since is not None and now - since >= self._timing.seconds(min_ready_seconds)
+
+    def sync(self, now: float) -> None:
+        listed, _ = self._store.list(r.PODS, None)
+        for pod in listed:
+            try:
+                self._progress(pod, now)
+            except ApiError:  # deleted since it was listed
+                continue
+        live = {pod["metadata"]["uid"] for pod in listed}
+        self._started = {uid: t for uid, t in self._started.items() if uid in live}
+        self._ready_since = {uid: t for uid, t in self._ready_since.items() if uid in live}
+
+    def _progress(self, pod: dict, now: float) -> None:
+        uid = pod["metadata"]["uid"]
+        if uid not in self._started:
+            self._started[uid] = now
+            if not (pod.get("status") or {}).get("startTime"):
+                self._write(pod, p.pending_status(pod, timestamp()))
+            return
+        running_for = now - self._started[uid] - self._timing.rollout_delay
+        if running_for < 0:
+            return
+        restarts = 1 + int(running_for / RESTART_INTERVAL) if p.pod_is_broken(pod) else 0
+        statuses = pod["status"].get("containerStatuses") or []
+        if pod["status"].get("phase") != "Running" or max((s["restartCount"] for s in statuses), default=0) != restarts:
+            pod = self._write(pod, p.running_status(pod, timestamp(), restarts))
+        if p.is_ready(pod):
+            self._ready_since.setdefault(uid, now)
+
+    def _write(self, pod: dict, status: dict) -> dict:
+        metadata = pod["metadata"]
+        return self._store.update(r.PODS, metadata["namespace"], metadata["name"],
+                                  lambda current: {**current, "status": status}, status_only=True)
