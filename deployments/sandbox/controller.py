@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from . import quota
 from . import resources as r
 from .deployment_controller import DeploymentController
-from .errors import ApiError
 from .hpa_controller import HorizontalPodAutoscalerController
 from .kubelet import Kubelet
 from .replicaset_controller import ReplicaSetController
@@ -90,12 +89,9 @@ class ControllerManager:
         self._sync_quotas()
 
     def _sync_quotas(self) -> None:
-        quotas, _ = self._store.list(r.RESOURCEQUOTAS, None)
-        for listed in quotas:
-            namespace, name = listed["metadata"]["namespace"], listed["metadata"]["name"]
-            status = quota.status(listed, self._store.namespace_contents(namespace))
-            try:
-                self._store.update(r.RESOURCEQUOTAS, namespace, name, lambda q, s=status: {**q, "status": s},
-                                   status_only=True)
-            except ApiError:  # deleted since it was listed
-                continue
+        def publish(resource_quota: dict) -> None:
+            metadata = resource_quota["metadata"]
+            status = quota.status(resource_quota, self._store.namespace_contents(metadata["namespace"]))
+            self._store.update(r.RESOURCEQUOTAS, metadata["namespace"], metadata["name"],
+                               lambda current: {**current, "status": status}, status_only=True)
+        self._store.each(r.RESOURCEQUOTAS, publish)

@@ -30,7 +30,6 @@ from . import events
 from . import pods as p
 from . import resources as r
 from .conditions import find_condition, set_condition
-from .errors import ApiError
 from .replicaset_controller import adopt, owned_by
 from .store import Store, timestamp
 
@@ -79,21 +78,13 @@ class DeploymentController:
         self._last_progress: dict[str, float] = {}  # Deployment uid → time.monotonic() of its last progress
 
     def sync(self, now: float) -> None:
-        listed, _ = self._store.list(r.DEPLOYMENTS, None)
-        for deployment in listed:
-            metadata = deployment["metadata"]
-            with self._store.atomic():
-                try:
-                    current = self._store.get(r.DEPLOYMENTS, metadata["namespace"], metadata["name"])
-                    if not current["metadata"].get("deletionTimestamp"):
-                        self._reconcile(current, now)
-                except ApiError:  # deleted since it was listed
-                    continue
-        live = {d["metadata"]["uid"] for d in listed}
+        live = self._store.each(r.DEPLOYMENTS, lambda deployment: self._reconcile(deployment, now))
         self._last_progress = {uid: t for uid, t in self._last_progress.items() if uid in live}
 
     def _reconcile(self, deployment: dict, now: float) -> None:
         metadata, spec = deployment["metadata"], deployment["spec"]
+        if metadata.get("deletionTimestamp"):
+            return  # being deleted: its ReplicaSets are the garbage collector's now
         adopt(self._store, r.REPLICASETS, deployment)
         replica_sets, _ = self._store.list(r.REPLICASETS, metadata["namespace"], owned_by(deployment))
         template = p.template_without_hash(spec["template"])

@@ -61,16 +61,7 @@ class HorizontalPodAutoscalerController:
         self._recommendations: dict[str, list[tuple[float, int]]] = {}  # HPA uid → (time, recommendation)
 
     def sync(self, now: float) -> None:
-        listed, _ = self._store.list(r.HORIZONTALPODAUTOSCALERS, None)
-        for hpa in listed:
-            metadata = hpa["metadata"]
-            with self._store.atomic():
-                try:
-                    self._reconcile(self._store.get(r.HORIZONTALPODAUTOSCALERS, metadata["namespace"],
-                                                    metadata["name"]), now)
-                except ApiError:  # deleted since it was listed
-                    continue
-        live = {hpa["metadata"]["uid"] for hpa in listed}
+        live = self._store.each(r.HORIZONTALPODAUTOSCALERS, lambda hpa: self._reconcile(hpa, now))
         self._recommendations = {uid: v for uid, v in self._recommendations.items() if uid in live}
 
     def _reconcile(self, hpa: dict, now: float) -> None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from . import pods as p
 from . import resources as r
-from .errors import ApiError
 from .store import Store, timestamp
 
 if TYPE_CHECKING:
@@ -34,13 +33,7 @@ class Kubelet:
         return p.is_ready(pod) and since is not None and now - since >= self._timing.seconds(min_ready_seconds)
 
     def sync(self, now: float) -> None:
-        listed, _ = self._store.list(r.PODS, None)
-        for pod in listed:
-            try:
-                self._progress(pod, now)
-            except ApiError:  # deleted since it was listed
-                continue
-        live = {pod["metadata"]["uid"] for pod in listed}
+        live = self._store.each(r.PODS, lambda pod: self._progress(pod, now))
         self._started = {uid: t for uid, t in self._started.items() if uid in live}
         self._ready_since = {uid: t for uid, t in self._ready_since.items() if uid in live}
 

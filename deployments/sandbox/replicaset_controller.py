@@ -66,16 +66,7 @@ class ReplicaSetController:
         self._backoff: dict[str, tuple[float, float]] = {}  # uid → (retry at, last wait)
 
     def sync(self, now: float) -> None:
-        listed, _ = self._store.list(r.REPLICASETS, None)
-        for replica_set in listed:
-            metadata = replica_set["metadata"]
-            with self._store.atomic():
-                try:
-                    current = self._store.get(r.REPLICASETS, metadata["namespace"], metadata["name"])
-                    self._reconcile(current, now)
-                except ApiError:  # deleted since it was listed
-                    continue
-        live = {rs["metadata"]["uid"] for rs in listed}
+        live = self._store.each(r.REPLICASETS, lambda replica_set: self._reconcile(replica_set, now))
         self._backoff = {uid: v for uid, v in self._backoff.items() if uid in live}
 
     def _reconcile(self, replica_set: dict, now: float) -> None:

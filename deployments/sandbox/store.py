@@ -165,6 +165,20 @@ class Store:
             self._bump_resource_version()
             return copy.deepcopy(obj)
 
+    def each(self, resource: ResourceType, reconcile: Callable[[dict], None]) -> set[str]:
+        """Call `reconcile` with the current copy of every `resource` object, each under the lock; returns their uids.
+
+        For the controllers: one object's reconcile is atomic to API requests, and
+        an object deleted since the listing is skipped.
+        """
+        listed, _ = self.list(resource, None)
+        for obj in listed:
+            with self._lock:
+                current = self._objects[resource].get((obj["metadata"].get("namespace") or "", obj["metadata"]["name"]))
+                if current is not None:
+                    reconcile(copy.deepcopy(current))
+        return {obj["metadata"]["uid"] for obj in listed}
+
     def collect_garbage(self) -> None:
         """One pass of the garbage collector over objects deleted in the foreground."""
         with self._lock:

@@ -18,6 +18,7 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from dns.models import Record, Zone
 from tests.billing.factories import PriceBookFactory, UsageSampleFactory
+from tests.conftest import SANDBOX_TOKEN
 from tests.deployments.factories import (
     ApplicationFactory,
     EnvironmentFactory,
@@ -26,7 +27,6 @@ from tests.deployments.factories import (
     UserFactory,
     deploy_spec,
 )
-from tests.conftest import SANDBOX_TOKEN
 from tests.deployments.test_sandbox import wait_for
 from tests.workflows.factories import PINNED, file_release
 from workflows import services
