@@ -91,7 +91,6 @@ class ControllerManager:
     def _sync_quotas(self) -> None:
         def publish(resource_quota: dict) -> None:
             metadata = resource_quota["metadata"]
-            status = quota.status(resource_quota, self._store.namespace_contents(metadata["namespace"]))
-            self._store.update(r.RESOURCEQUOTAS, metadata["namespace"], metadata["name"],
-                               lambda current: {**current, "status": status}, status_only=True)
+            self._store.set_status(r.RESOURCEQUOTAS, resource_quota,
+                                   quota.status(resource_quota, self._store.namespace_contents(metadata["namespace"])))
         self._store.each(r.RESOURCEQUOTAS, publish)

@@ -111,8 +111,7 @@ class DeploymentController:
         status = self._status(deployment, new, old, created, now)
         if self._complete(deployment, status):
             self._prune_history(deployment, old)
-        self._store.update(r.DEPLOYMENTS, metadata["namespace"], metadata["name"],
-                           lambda d: {**d, "status": status}, status_only=True)
+        self._store.set_status(r.DEPLOYMENTS, deployment, status)
 
     # ReplicaSets
 

@@ -169,6 +169,4 @@ class HorizontalPodAutoscalerController:
         return desired
 
     def _write(self, hpa: dict, status: dict) -> None:
-        metadata = hpa["metadata"]
-        self._store.update(r.HORIZONTALPODAUTOSCALERS, metadata["namespace"], metadata["name"],
-                           lambda current: {**current, "status": status}, status_only=True)
+        self._store.set_status(r.HORIZONTALPODAUTOSCALERS, hpa, status)

@@ -55,6 +55,4 @@ class Kubelet:
             self._ready_since.setdefault(uid, now)
 
     def _write(self, pod: dict, status: dict) -> dict:
-        metadata = pod["metadata"]
-        return self._store.update(r.PODS, metadata["namespace"], metadata["name"],
-                                  lambda current: {**current, "status": status}, status_only=True)
+        return self._store.set_status(r.PODS, pod, status)

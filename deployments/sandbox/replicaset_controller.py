@@ -131,5 +131,4 @@ class ReplicaSetController:
             conditions = remove_condition(conditions, "ReplicaFailure")
         if conditions:
             status["conditions"] = conditions
-        self._store.update(r.REPLICASETS, metadata["namespace"], metadata["name"],
-                           lambda current: {**current, "status": status}, status_only=True)
+        self._store.set_status(r.REPLICASETS, replica_set, status)

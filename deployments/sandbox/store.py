@@ -171,13 +171,24 @@ class Store:
         For the controllers: one object's reconcile is atomic to API requests, and
         an object deleted since the listing is skipped.
         """
-        listed, _ = self.list(resource, None)
-        for obj in listed:
+        with self._lock:
+            keys = list(self._objects[resource])
+        uids = set()
+        for key in keys:
             with self._lock:
-                current = self._objects[resource].get((obj["metadata"].get("namespace") or "", obj["metadata"]["name"]))
+                current = self._objects[resource].get(key)
                 if current is not None:
+                    uids.add(current["metadata"]["uid"])
                     reconcile(copy.deepcopy(current))
-        return {obj["metadata"]["uid"] for obj in listed}
+        return uids
+
+    def set_status(self, resource: ResourceType, obj: dict, status: dict) -> dict:
+        """Write `status` through the status subresource of `obj`, unless it has that status already."""
+        if obj.get("status") == status:
+            return obj
+        metadata = obj["metadata"]
+        return self.update(resource, metadata.get("namespace"), metadata["name"],
+                           lambda current: {**current, "status": status}, status_only=True)
 
     def collect_garbage(self) -> None:
         """One pass of the garbage collector over objects deleted in the foreground."""
