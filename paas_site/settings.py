@@ -291,6 +291,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CEL
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# One beat at a time (paas_site.beat_lock): how often a waiting beat retries the lock, and how often the
+# running one checks it still holds it.
+SLIPWAY_BEAT_LOCK_WAIT_SECONDS = float(os.environ.get("SLIPWAY_BEAT_LOCK_WAIT_SECONDS", "10"))
+SLIPWAY_BEAT_LOCK_CHECK_SECONDS = float(os.environ.get("SLIPWAY_BEAT_LOCK_CHECK_SECONDS", "10"))
 
 # --- Logging: secrets are never logged; keep the format plain ----------------
 LOGGING = {

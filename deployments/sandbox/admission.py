@@ -59,6 +59,9 @@ _INITIAL_STATUS: dict[ResourceType, dict] = {
     r.SERVICES: {"loadBalancer": {}},
     r.INGRESSES: {"loadBalancer": {}},
     r.HORIZONTALPODAUTOSCALERS: {"desiredReplicas": 0},  # not optional in the API (nor the client's model)
+    r.PERSISTENTVOLUMECLAIMS: {"phase": "Pending"},  # nothing provisions volumes here
+    # required in the API; the disruption controller, which would count the pods, is not simulated
+    r.PODDISRUPTIONBUDGETS: {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0},
 }
 
 

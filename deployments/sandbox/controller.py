@@ -3,9 +3,9 @@
 Each tick runs, in order, what a real cluster runs concurrently: the garbage
 collector (foreground deletions), the HPA controller, the Deployment
 controller (ReplicaSets, rollouts, Deployment status), the ReplicaSet
-controller (pods, quota failures), the kubelet (pod phases) and the quota
-controller (`ResourceQuota.status`). Their bookkeeping lives in the controller
-thread only; every store access for one object happens inside
+controller (pods, quota failures), the kubelet (pod phases), the Job runner
+(`jobs`) and the quota controller (`ResourceQuota.status`). Their bookkeeping
+lives in the controller thread only; every store access for one object happens inside
 `store.atomic()`, so API requests never see half a reconcile.
 
 Sandbox time (`Timing`): a simulated pod starts `rollout_delay` seconds after
@@ -27,6 +27,7 @@ from . import quota
 from . import resources as r
 from .deployment_controller import DeploymentController
 from .hpa_controller import HorizontalPodAutoscalerController
+from .jobs import JobRunner
 from .kubelet import Kubelet
 from .replicaset_controller import ReplicaSetController
 from .store import Store
@@ -60,6 +61,7 @@ class ControllerManager:
             ReplicaSetController(store, timing, self._kubelet),
             self._kubelet,
         )
+        self._jobs = JobRunner(store, timing.rollout_delay)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,6 +88,7 @@ class ControllerManager:
         self._store.collect_garbage()
         for controller in self._controllers:
             controller.sync(now)
+        self._jobs.reconcile_all(now)
         self._sync_quotas()
 
     def _sync_quotas(self) -> None:

@@ -74,6 +74,13 @@ EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=
 # The same events in their newer shape (`regarding`, `note`, `eventTime`); the recorder writes both.
 EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event", namespaced=True, short_names=("ev",),
                          has_status=False)
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short_names=("sa",),
+                               has_status=False)
+PERSISTENTVOLUMECLAIMS = ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", namespaced=True,
+                                      short_names=("pvc",), returns_deleted_object=True, subresources=("status",))
+PODDISRUPTIONBUDGETS = ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", namespaced=True,
+                                    short_names=("pdb",), tracks_generation=True, subresources=("status",))
+JOBS = ResourceType("batch", "v1", "jobs", "Job", namespaced=True, subresources=("status",))
 HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
                                         namespaced=True, short_names=("hpa",), tracks_generation=True,
                                         subresources=("status",))
@@ -82,6 +89,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RESOURCEQUOTAS,
     DEPLOYMENTS, INGRESSES, NETWORKPOLICIES, HORIZONTALPODAUTOSCALERS,
     REPLICASETS, EVENTS, EVENTS_V1,
+    SERVICEACCOUNTS, PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, JOBS,
 )
 
 # Subresources whose object is not the parent kind: (group, version, kind).

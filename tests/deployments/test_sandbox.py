@@ -155,7 +155,8 @@ def test_version_and_discovery_parse_with_the_official_models(api_client: client
     assert client.CoreApi(api_client).get_api_versions().versions == ["v1"]
     groups = {g.name: g.preferred_version.group_version for g in client.ApisApi(api_client).get_api_versions().groups}
     assert groups == {"apps": "apps/v1", "networking.k8s.io": "networking.k8s.io/v1",
-                      "autoscaling": "autoscaling/v2", "events.k8s.io": "events.k8s.io/v1"}
+                      "autoscaling": "autoscaling/v2", "policy": "policy/v1", "batch": "batch/v1",
+                      "events.k8s.io": "events.k8s.io/v1"}
     apps_resources = {r.name: r for r in client.AppsV1Api(api_client).get_api_resources().resources}
     assert apps_resources["deployments"].namespaced
     assert apps_resources["deployments/scale"].kind == "Scale"

@@ -8,7 +8,6 @@ from tests.deployments.factories import ApplicationFactory, ClusterFactory, Memb
 from tests.workflows.factories import PINNED, file_release
 from workflows import services
 from workflows.choices import ReleaseState
-from workflows.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
