@@ -5,8 +5,8 @@ collector (foreground deletions), the HPA controller, the Deployment
 controller (ReplicaSets, rollouts, Deployment status), the ReplicaSet
 controller (pods, quota failures), the kubelet (pod phases), the Job runner
 (`jobs`) and the quota controller (`ResourceQuota.status`). Their bookkeeping
-lives in the controller thread only; every store access for one object happens inside
-`store.atomic()`, so API requests never see half a reconcile.
+lives in the controller thread only; each object is reconciled under the
+store's lock (`Store.each`), so API requests never see half a reconcile.
 
 Sandbox time (`Timing`): a simulated pod starts `rollout_delay` seconds after
 it is created, and every duration a spec states in Kubernetes seconds
