@@ -266,6 +266,12 @@ def replica_figures(*, lanes: Iterable[tuple[Application, Environment]]) -> dict
     return figures
 
 
+def lane_replicas(*, application: Application, environment: Environment) -> tuple[ReplicaFigures | None, str]:
+    """One lane's live replicas from its cluster: (figures or None when nothing runs, why the cluster did not say)."""
+    found = replica_figures(lanes=[(application, environment)]).get((application.id, environment.id))
+    return (None, found) if isinstance(found, str) else (found, "")
+
+
 def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str, tail: int) -> str:
     """The last ``tail`` log lines of one of the application's pods (404 for any other pod)."""
     application, environment = _load(application_id, environment_id)

@@ -470,6 +470,13 @@ def test_the_console_shows_the_replicas_the_autoscaler_set(client, developer, pr
     dashboard = client.get(reverse("console:dashboard")).content.decode()
     row = re.search(r'<th scope="row">dev</th>(.*?)</tr>', dashboard, re.S).group(1)
     assert '<span class="replicas">3 <span class="muted">(autoscaled)</span></span>' in row
+    # and so does the approvers' review of the next release, under "Running now"
+    env.required_approvals = 1
+    env.save()
+    waiting = file_release(actor=developer, application=app, environment=env, version="2")
+    review = client.get(reverse("console:release-detail", args=[waiting.id])).content.decode()
+    replicas_row = re.search(r'<th scope="row">Replicas</th><td>(.*?)</td>', review, re.S).group(1)
+    assert replicas_row == '<span class="replicas">3 <span class="muted">(autoscaled)</span></span>'
 
 
 def test_an_unreachable_cluster_is_reported_on_the_page_not_a_500(client, developer, running):
