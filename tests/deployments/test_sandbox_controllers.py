@@ -6,16 +6,19 @@ edge cases that would take a long rollout to reach over HTTP.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
+from deployments.sandbox import SandboxCluster, quota
 from deployments.sandbox import pods as p
-from deployments.sandbox import quota
 from deployments.sandbox import resources as r
 from deployments.sandbox.deployment_controller import fenceposts
 from deployments.sandbox.errors import ApiError
+from deployments.sandbox.pods import is_ready
 from deployments.sandbox.store import Store
+from tests.deployments.test_sandbox import wait_for
 
 
 @pytest.mark.parametrize(("replicas", "surge", "unavailable", "expected"), [
@@ -121,3 +124,41 @@ def test_orphaning_strips_the_owner_reference_and_keeps_the_dependent() -> None:
     assert "ownerReferences" not in store.get(r.PODS, "default", "child")["metadata"]
     store.delete(r.PODS, "default", "child")  # Background: nothing owned, simply gone
     assert store.list(r.PODS, "default")[0] == []
+
+
+@pytest.mark.parametrize(("surge", "unavailable"), [(1, 1), (2, 0), ("50%", "25%")])
+def test_a_healthy_rollout_never_leaves_its_bounds(surge, unavailable) -> None:
+    # given a Deployment of 4 rolled out, then a new template
+    desired = 4
+    extra, missing = fenceposts({"replicas": desired, "strategy": {"rollingUpdate": {
+        "maxSurge": surge, "maxUnavailable": unavailable}}})
+    highest, lowest = desired + extra, desired - missing
+
+    def deployment(image: str) -> dict:
+        return {"metadata": {"name": "web"}, "spec": {
+            "replicas": desired, "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": image}]}}}}
+
+    def images() -> tuple[list[dict], dict]:
+        pods, _ = cluster.store.list(r.PODS, "default")
+        return pods, {pod["spec"]["containers"][0]["image"] for pod in pods}
+
+    with SandboxCluster(port=0, rollout_delay=0.05) as cluster:
+        cluster.store.create(r.DEPLOYMENTS, "default", deployment("app:1"))
+        wait_for(lambda: len([p for p in images()[0] if is_ready(p)]) == desired)
+        cluster.store.update(r.DEPLOYMENTS, "default", "web", lambda current: {**current, **{
+            "spec": deployment("app:2")["spec"]}})
+
+        # then, sampled throughout: never more than replicas + maxSurge pods, never fewer ready than replicas - maxUnavailable
+        samples = []
+        while True:
+            pods, seen = images()
+            samples.append((len(pods), sum(is_ready(pod) for pod in pods)))
+            if seen == {"app:2"} and len(pods) == desired and all(is_ready(pod) for pod in pods):
+                break
+            assert len(samples) < 5000, "the rollout did not finish"
+            time.sleep(0.002)
+    assert max(total for total, _ in samples) <= highest
+    assert min(ready for _, ready in samples) >= lowest
+    assert any(total == highest for total, _ in samples) or highest == desired  # the surge was used
