@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ from .admission import apply_defaults, check_identity, initial_status, validate
 from .errors import already_exists, bad_request, conflict, not_found
 from .patches import apply_config
 from .resources import RESOURCE_TYPES, ResourceType
+
+logger = logging.getLogger(__name__)
 
 Mutation = Callable[[dict], dict]
 # Metadata the server owns: whatever a client sends for these is ignored on update.
@@ -168,8 +171,9 @@ class Store:
     def each(self, resource: ResourceType, reconcile: Callable[[dict], None]) -> set[str]:
         """Call `reconcile` with the current copy of every `resource` object, each under the lock; returns their uids.
 
-        For the controllers: one object's reconcile is atomic to API requests, and
-        an object deleted since the listing is skipped.
+        For the controllers: one object's reconcile is atomic to API requests, an
+        object deleted since the listing is skipped, and one whose reconcile fails
+        is logged and does not hold up the others.
         """
         with self._lock:
             keys = list(self._objects[resource])
@@ -179,7 +183,10 @@ class Store:
                 current = self._objects[resource].get(key)
                 if current is not None:
                     uids.add(current["metadata"]["uid"])
-                    reconcile(copy.deepcopy(current))
+                    try:
+                        reconcile(copy.deepcopy(current))
+                    except Exception:  # keep simulating: one bad object must not stop every controller
+                        logger.exception("sandbox: reconciling %s %s/%s failed", resource.kind, *key)
         return uids
 
     def set_status(self, resource: ResourceType, obj: dict, status: dict) -> dict:

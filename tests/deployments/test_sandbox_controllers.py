@@ -162,3 +162,16 @@ def test_a_healthy_rollout_never_leaves_its_bounds(surge, unavailable) -> None:
     assert max(total for total, _ in samples) <= highest
     assert min(ready for _, ready in samples) >= lowest
     assert any(total == highest for total, _ in samples) or highest == desired  # the surge was used
+
+
+def test_one_object_the_controllers_cannot_handle_does_not_stop_the_others() -> None:
+    def deployment(name: str, surge: str) -> dict:
+        return {"metadata": {"name": name}, "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "strategy": {"rollingUpdate": {"maxSurge": surge, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "w", "image": "i"}]}}}}
+
+    with SandboxCluster(port=0, rollout_delay=0.05) as cluster:
+        cluster.store.create(r.DEPLOYMENTS, "default", deployment("a-bad", "a lot"))
+        cluster.store.create(r.DEPLOYMENTS, "default", deployment("b-good", "1"))
+        wait_for(lambda: cluster.store.get(r.DEPLOYMENTS, "default", "b-good")["status"].get("availableReplicas"))
