@@ -34,7 +34,7 @@ from .errors import (
     unsupported_media_type,
 )
 from .faults import FaultInjector
-from .patches import JSON_PATCH, json_patch_of, merge_patch, patched
+from .patches import JSON_PATCH, json_patch_of, patched
 from .pods import log_lines
 from .resources import ResourceType
 from .scale import rescaled, scale_of
@@ -303,7 +303,7 @@ class SandboxApp:
         # Subresources take every patch type, apply included, as a merge patch of their view.
         patch, _ = _patch_request(request)
         return _json(self._store.update(target.resource, target.namespace, target.name,
-                                        lambda current: merge_patch(current, patch), status_only=True))
+                                        lambda current: patched(current, patch), status_only=True))
 
     def _get_scale(self, request: Request, target: Target) -> Response:
         return _json(scale_of(self._store.get(target.resource, target.namespace, target.name)))
@@ -317,7 +317,7 @@ class SandboxApp:
     def _patch_scale(self, request: Request, target: Target) -> Response:
         patch, _ = _patch_request(request)
         updated = self._store.update(target.resource, target.namespace, target.name,
-                                     lambda current: rescaled(current, merge_patch(scale_of(current), patch)))
+                                     lambda current: rescaled(current, patched(scale_of(current), patch)))
         return _json(scale_of(updated))
 
     def _log(self, request: Request, target: Target) -> Response:

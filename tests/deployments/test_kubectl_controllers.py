@@ -190,6 +190,26 @@ def test_scale_logs_and_describe_show_the_controllers_work(kubectl: Kubectl) -> 
     assert {e["reportingController"] for e in events} == {"deployment-controller"}
 
 
+def test_json_patches_reach_the_object_and_its_scale(kubectl: Kubectl) -> None:
+    create(kubectl, deployment(replicas=1))
+    kubectl("patch", "deployment/web", "--type=json", "-p",
+            '[{"op": "add", "path": "/metadata/labels", "value": {"tier": "web"}}]')
+    kubectl("patch", "deployment/web", "--subresource=scale", "--type=json", "-p",
+            '[{"op": "replace", "path": "/spec/replicas", "value": 2}]')
+    web = kubectl.json("get", "deployment/web")
+    assert (web["metadata"]["labels"], web["spec"]["replicas"]) == ({"tier": "web"}, 2)
+    wait_for(lambda: len(pods(kubectl)) == 2)
+    # an operation that does not apply is refused (422, as kubectl prints it), and nothing changes
+    before = kubectl.json("get", "deployment/web")["spec"]
+    refused = kubectl("patch", "deployment/web", "--type=json", "-p",
+                      '[{"op": "replace", "path": "/spec/replicas", "value": 5}, {"op": "remove", "path": "/spec/nothing"}]',
+                      check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("The request is invalid: the server rejected our request due to an error in our "
+                                     "request")
+    assert kubectl.json("get", "deployment/web")["spec"] == before
+
+
 @pytest.mark.parametrize("cascade", ["orphan", "background"])
 def test_delete_with_cascade_leaves_what_the_policy_says(kubectl: Kubectl, cascade: str) -> None:
     create(kubectl, deployment())
