@@ -159,6 +159,9 @@ def test_surge_and_unavailability_bound_a_stalled_rollout_until_its_deadline(
     old = [p for p in everything if p["spec"]["containers"][0]["image"] == GOOD]
     assert len(everything) == pods_total and len(old) == old_ready
     assert failed["status"]["availableReplicas"] == old_ready
+    broken = next(p for p in everything if p["spec"]["containers"][0]["image"] == BROKEN)["metadata"]
+    assert re.search(r"Warning\s+BackOff\s+.*kubelet\s+Back-off restarting failed container web in pod "
+                     rf"{broken['name']}_default\({broken['uid']}\)", kubectl("describe", f"pod/{broken['name']}").stdout)
     # kubectl rollout status: 'error: deployment "web" exceeded its progress deadline'
     verdict = kubectl("rollout", "status", "deployment/web", "--watch=false", check=False)
     assert verdict.returncode == 1 and 'deployment "web" exceeded its progress deadline' in verdict.stderr
@@ -183,6 +186,14 @@ def test_scale_logs_and_describe_show_the_controllers_work(kubectl: Kubectl) -> 
     described_rs = kubectl("describe", f"replicaset/{name}").stdout
     assert re.search(rf"Normal\s+SuccessfulCreate\s+.*replicaset-controller\s+Created pod: {name}-\w{{5}}",
                      described_rs)
+
+    pod = pods(kubectl)[0]["metadata"]["name"]
+    described_pod = kubectl("describe", f"pod/{pod}").stdout
+    for reason, source, message in (("Scheduled", "default-scheduler", f"Successfully assigned default/{pod} to "),
+                                    ("Pulled", "kubelet", f'Container image "{GOOD}" already present on machine'),
+                                    ("Created", "kubelet", "Created container web"),
+                                    ("Started", "kubelet", "Started container web")):
+        assert re.search(rf"Normal\s+{reason}\s+.*{source}\s+{re.escape(message)}", described_pod), reason
 
     # the same events in events.k8s.io/v1 shape
     events = kubectl.json("get", "events.v1.events.k8s.io", "--field-selector", "reason=ScalingReplicaSet")["items"]
