@@ -7,7 +7,10 @@ connection errors, timeouts, 429 and 5xx are :class:`TransientError`; other
 One client per cluster is cached; no global kubeconfig is ever loaded.
 """
 import json
+import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import load_kube_config_from_dict
+from kubernetes.watch.watch import iter_resp_lines
 
 from paas_site.errors import PermanentError, TransientError
 
@@ -29,6 +33,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 # (connect, read) seconds: a hung API server must not hold a worker forever.
 DEFAULT_TIMEOUT = (5.0, 30.0)
+# One watch request lasts at most this long (`timeoutSeconds`); the stream is then resumed from the
+# last resourceVersion seen. Real API servers end watches after 30-60 minutes and send bookmarks
+# about once a minute; shorter requests keep a silently dropped connection from going unnoticed.
+WATCH_SECONDS = 60
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -49,6 +59,10 @@ class ClusterAccess:
     @property
     def fingerprint(self) -> str:
         return sha256(json.dumps([self.api_server, self.token, self.ca_certificate, self.kubeconfig]).encode()).hexdigest()
+
+
+class WatchExpired(Exception):
+    """The API server no longer holds the resourceVersion a watch asked for (410 Expired)."""
 
 
 class ObjectNotFound(PermanentError):
@@ -140,10 +154,84 @@ class KubeClient:
     # -- deployments ----------------------------------------------------------
     def rollout_status(self, namespace: str, name: str) -> RolloutStatus:
         """kubectl's ``rollout status`` logic, read from the status subresource."""
-        deployment = self._json(
+        return rollout_status_of(self._deployment_status(namespace, name))
+
+    def rollout_follow(
+        self, namespace: str, name: str, *, seconds: float, poll_interval: float,
+        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[RolloutStatus]:
+        """The rollout's status now and after every change, for at most ``seconds``.
+
+        One watch on the Deployment (``fieldSelector=metadata.name=…``) from the resourceVersion
+        of the first read, resumed from the last version seen when the server ends a request
+        (``timeoutSeconds``, bookmarks move it on); after a 410 Expired it reads the status again
+        and watches from there. If the watch itself fails (refused, cut off, not supported), it
+        falls back to reading the status every ``poll_interval`` seconds.
+        """
+        deadline = clock() + seconds
+        deployment = self._deployment_status(namespace, name)
+        yield rollout_status_of(deployment)
+        version, watching = deployment["metadata"]["resourceVersion"], True
+        while (remaining := deadline - clock()) > 0:
+            if watching:
+                opened, events, deleted = clock(), 0, False
+                try:
+                    for event_type, obj in self._watch_deployment(namespace, name, version, remaining):
+                        version, events = obj["metadata"]["resourceVersion"], events + 1
+                        if event_type == "DELETED":
+                            deleted = True
+                            break
+                        if event_type != "BOOKMARK":
+                            yield rollout_status_of(obj)
+                    else:
+                        if events or clock() - opened >= min(remaining, WATCH_SECONDS) / 2:
+                            continue  # the server ended this request: resume from `version`
+                        raise TransientError(f"cluster {self.name}: the watch ended at once, without events")
+                except WatchExpired:
+                    pass  # read again below, then watch from the new version
+                except (TransientError, PermanentError, ValueError) as exc:
+                    logger.warning("cluster %s: watching deployment %s failed (%s); polling instead", self.name,
+                                   name, exc)
+                    watching = False
+                    sleep(min(poll_interval, remaining))
+                if deleted:
+                    raise ObjectNotFound(f"cluster {self.name}: deployment {name} was deleted during its rollout")
+            else:
+                sleep(min(poll_interval, remaining))
+            deployment = self._deployment_status(namespace, name)
+            version = deployment["metadata"]["resourceVersion"]
+            yield rollout_status_of(deployment)
+
+    def _deployment_status(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json(
             f"read rollout of {name}", k8s.AppsV1Api(self._api).read_namespaced_deployment_status, name, namespace
         )
-        return rollout_status_of(deployment)
+
+    def _watch_deployment(self, namespace: str, name: str, version: str,
+                          seconds: float) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, object) of the watch events on one Deployment after ``version``, for one request."""
+        timeout = max(1, math.ceil(min(seconds, WATCH_SECONDS)))
+        with translate_errors(self.name, f"watch rollout of {name}"):
+            response = k8s.AppsV1Api(self._api).list_namespaced_deployment(
+                namespace, field_selector=f"metadata.name={name}", resource_version=version, watch=True,
+                allow_watch_bookmarks=True, timeout_seconds=timeout, _preload_content=False,
+                _request_timeout=(self.timeout[0], timeout + self.timeout[1]),
+            )
+            try:
+                for line in iter_resp_lines(response):
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        status = event["object"]
+                        if status.get("code") == 410:
+                            raise WatchExpired(status.get("message", ""))
+                        raise error_for_status(self.name, f"watch rollout of {name}", status.get("code", 0),
+                                               json.dumps(status), status.get("reason"))
+                    yield event["type"], event["object"]
+            finally:
+                response.close()
+                response.release_conn()
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         self._json(

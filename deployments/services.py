@@ -16,7 +16,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import requests
@@ -156,27 +156,29 @@ def deployment_verify(
     *, revision_id: int, poll_interval: float = 1.0, sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RolloutStatus:
-    """Wait until the revision's rollout completes, fails, or passes the deadline of its spec.
+    """Follow the revision's rollout until it completes, fails, or passes the deadline of its spec.
 
-    Then, if the spec has a smoke-check URL, GET it. Raises ``PermanentError``
-    naming the reason when verification fails. Everything comes from the spec
-    the revision was applied from, not from the application as it is now.
+    It follows by watch (see ``KubeClient.rollout_follow``), so the verdict comes as soon as the
+    cluster reports it; ``poll_interval`` paces the reads only when watching fails. Then, if the
+    spec has a smoke-check URL, GET it. Raises ``PermanentError`` naming the reason when
+    verification fails. Everything comes from the spec the revision was applied from, not from
+    the application as it is now.
     """
     revision = Revision.objects.select_related("application__project", "environment__cluster").get(id=revision_id)
     spec = revision_spec(revision)
     client = cluster_client(_cluster_of(spec, revision.environment))
-    deadline = clock() + spec.rollout_deadline_seconds
-    while True:
-        status = client.rollout_status(spec.namespace, spec.application)
-        if status.failed:
-            raise PermanentError(f"rollout of {spec.application} failed: {status.message}")
-        if status.done:
-            break
-        if clock() >= deadline:
+    statuses = client.rollout_follow(spec.namespace, spec.application, seconds=spec.rollout_deadline_seconds,
+                                     poll_interval=poll_interval, clock=clock, sleep=sleep)
+    with closing(statuses):
+        for status in statuses:
+            if status.failed:
+                raise PermanentError(f"rollout of {spec.application} failed: {status.message}")
+            if status.done:
+                break
+        else:
             raise PermanentError(
                 f"rollout of {spec.application} not done after {spec.rollout_deadline_seconds}s: {status.message}"
             )
-        sleep(poll_interval)
     if spec.smoke_check_url:
         smoke_check(spec.smoke_check_url)
     return status

@@ -328,6 +328,7 @@ SLIPWAY_RETRY_BASE_SECONDS = float(os.environ.get("SLIPWAY_RETRY_BASE_SECONDS", 
 SLIPWAY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_RETRY_MAX_SECONDS", "120"))
 # An in-flight release older than this is failed by the reaper with a clear reason.
 SLIPWAY_RELEASE_MAX_SECONDS = int(os.environ.get("SLIPWAY_RELEASE_MAX_SECONDS", str(2 * 3600)))
+# Verify follows a rollout by watch; it reads the status this often only when the cluster's watch fails.
 SLIPWAY_VERIFY_POLL_SECONDS = float(os.environ.get("SLIPWAY_VERIFY_POLL_SECONDS", "1"))
 # How long one Kubernetes API request may take before it counts as a (transient) failure.
 SLIPWAY_CLUSTER_TIMEOUT_SECONDS = float(os.environ.get("SLIPWAY_CLUSTER_TIMEOUT_SECONDS", "30"))

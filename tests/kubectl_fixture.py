@@ -1,8 +1,10 @@
 """The `kubectl` fixture: Debian's kubectl, a client nobody here wrote, driven against a sandbox cluster of its own.
 
 Each test module gets a fresh sandbox (so conformance tests never disturb the
-session's), and each test a kubeconfig naming it; `kubectl("get", "pods")`
-runs the real binary and returns the finished process.
+session's), serving HTTPS under the CA it generated and requiring a bearer
+token, as kubectl talks to a real API server; each test gets a kubeconfig
+naming it (CA data + token); `kubectl("get", "pods")` runs the real binary and
+returns the finished process.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+KUBECTL_TOKEN = "kubectl-conformance-token"
 
 
 @dataclass
@@ -44,22 +48,14 @@ def kubectl_sandbox():
 
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is not installed (.ci/test installs Debian's kubectl when missing)")
-    with SandboxCluster(host="127.0.0.1", port=0, rollout_delay=0.1) as cluster:
+    with SandboxCluster(host="127.0.0.1", port=0, rollout_delay=0.1, token=KUBECTL_TOKEN, tls=True) as cluster:
         yield cluster
 
 
 @pytest.fixture
 def kubectl(kubectl_sandbox, tmp_path) -> Kubectl:
-    """kubectl pointed at the module's sandbox, namespace `default`, the sandbox reset before each test."""
+    """kubectl pointed at the module's sandbox (HTTPS, its CA, the token), namespace `default`, reset before each test."""
     kubectl_sandbox.reset()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "sandbox", "cluster": {"server": kubectl_sandbox.url}}],
-        "users": [{"name": "tester", "user": {}}],
-        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "tester", "namespace": "default"}}],
-        "current-context": "sandbox",
-    }
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(kubectl_sandbox.kubeconfig(namespace="default")))
     return Kubectl(kubeconfig=path, sandbox=kubectl_sandbox)

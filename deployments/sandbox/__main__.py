@@ -18,12 +18,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
                         help="seconds each Kubernetes second of a spec lasts (progress deadlines, HPA windows)")
     parser.add_argument("--token", default=None, help="bearer token clients must send (default: none)")
+    parser.add_argument("--http", action="store_true", help="serve plain HTTP instead of HTTPS under a fresh CA")
+    parser.add_argument("--kubeconfig", default=None, help="write a kubeconfig for the sandbox (CA data, token) here")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sandbox = SandboxCluster(host=args.host, port=args.port, rollout_delay=args.rollout_delay,
-                             token=args.token, time_scale=args.time_scale)
+                             token=args.token, time_scale=args.time_scale, tls=not args.http)
     print(f"Slipway sandbox cluster listening on {sandbox.url} (demos and tests only)", flush=True)
+    if args.kubeconfig:
+        print(f"kubeconfig written to {sandbox.write_kubeconfig(args.kubeconfig)}", flush=True)
     try:
         sandbox.serve_forever()
     except KeyboardInterrupt:

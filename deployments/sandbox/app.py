@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -36,9 +37,9 @@ from .errors import (
 from .faults import FaultInjector
 from .patches import JSON_PATCH, json_patch_of, patched
 from .pods import log_lines
+from .reads import Reads, is_watch
 from .resources import ResourceType
 from .scale import rescaled, scale_of
-from .selectors import field_selector, label_selector
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -148,10 +149,15 @@ def _optional_int(request: Request, name: str) -> int | None:
 class SandboxApp:
     """WSGI callable serving the sandbox's API; `store` and `faults` are shared with the server."""
 
-    def __init__(self, store: Store, faults: FaultInjector, token: str | None = None) -> None:
+    def __init__(self, store: Store, faults: FaultInjector, token: str | None = None,
+                 bookmark_interval: float = 5.0) -> None:
         self._store = store
         self._faults = faults
         self._token = token
+        self._reads = Reads(store, bookmark_interval)
+        # The last API requests, "verb path?query" (verb: get, watch, post, put, patch, delete), so tests
+        # and benchmarks can see what a client asked for.
+        self.requests: deque[str] = deque(maxlen=2000)
         # Handlers for one object (by subresource, then HTTP method).
         self._object_handlers: dict[str | None, dict[str, Handler]] = {
             None: {"GET": self._get, "PUT": self._replace, "PATCH": self._patch, "DELETE": self._delete},
@@ -177,10 +183,12 @@ class SandboxApp:
             if not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
                 raise forbidden("the sandbox control endpoints only answer loopback clients")
         else:
-            fault = self._faults.take(request.method)
+            watching = request.method == "GET" and is_watch(request.args)
+            fault = self._faults.take("WATCH" if watching else request.method)
             if fault is not None:
                 raise fault
             self._authenticate(request)
+            self.requests.append(f"{'watch' if watching else request.method.lower()} {request.full_path}")
         try:
             endpoint, args = _URLS.bind_to_environ(request.environ).match()
         except MethodNotAllowed as error:
@@ -213,8 +221,9 @@ class SandboxApp:
         return _json({"reset": True})
 
     def _control_state(self, request: Request) -> Response:
+        verbs = Counter(line.split(" ", 1)[0] for line in list(self.requests))
         return _json({"resourceVersion": self._store.resource_version(), "objects": self._store.counts(),
-                      "fault": self._faults.describe()})
+                      "fault": self._faults.describe(), "requests": verbs})
 
     # Discovery
 
@@ -237,11 +246,12 @@ class SandboxApp:
     # Resources
 
     def _resources(self, request: Request, group: str, version: str, rest: str) -> Response:
-        if request.args.get("watch") in ("true", "1"):
-            raise bad_request("watch is not supported by the Slipway sandbox")
         if "dryRun" in request.args:
             raise bad_request("dryRun is not supported by the Slipway sandbox")
         target = parse_target(group, version, rest)
+        if request.method == "GET" and is_watch(request.args) and target.subresource is None:
+            return self._reads.watch(request.args, request.headers.get("Accept", ""), target.resource,
+                                     target.namespace, target.name, request.environ)
         handler = self._handler(target, request.method)
         if handler is None:
             raise method_not_allowed(request.method)
@@ -257,21 +267,16 @@ class SandboxApp:
         return self._create if method == "POST" and creatable else None
 
     def _list(self, request: Request, target: Target) -> Response:
-        predicates = []
-        if request.args.get("labelSelector"):
-            predicates.append(label_selector(request.args["labelSelector"]))
-        if request.args.get("fieldSelector"):
-            predicates.append(field_selector(request.args["fieldSelector"]))
-        items, resource_version = self._store.list(
-            target.resource, target.namespace, lambda obj: all(matches(obj) for matches in predicates))
-        return _json({"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version,
-                      "metadata": {"resourceVersion": resource_version}, "items": items})
+        return self._reads.list(request.args, request.headers.get("Accept", ""), target.resource, target.namespace)
 
     def _create(self, request: Request, target: Target) -> Response:
         return _json(self._store.create(target.resource, target.namespace, _decode(request)), 201)
 
     def _get(self, request: Request, target: Target) -> Response:
-        return _json(self._store.get(target.resource, target.namespace, target.name))
+        if target.subresource is not None:  # /status: the object itself
+            return _json(self._store.get(target.resource, target.namespace, target.name))
+        return self._reads.get(request.args, request.headers.get("Accept", ""), target.resource, target.namespace,
+                               target.name)
 
     def _replace(self, request: Request, target: Target) -> Response:
         body = _decode(request)

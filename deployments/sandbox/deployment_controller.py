@@ -26,8 +26,8 @@ import copy
 import math
 from typing import TYPE_CHECKING
 
-from . import events
 from . import pods as p
+from . import recorder as events
 from . import resources as r
 from .conditions import find_condition, set_condition
 from .replicaset_controller import adopt, owned_by

@@ -2,7 +2,8 @@
 
 A fault covers the next N Kubernetes API requests (the sandbox's own `/sandbox/`
 endpoints are never affected), or only the next N with one HTTP `method` (so a
-test can hit, say, the DELETEs of a rollback and nothing before it): `503`
+test can hit, say, the DELETEs of a rollback and nothing before it; `WATCH` means
+the GETs that open a watch, and only those): `503`
 answers ServiceUnavailable, `429` answers TooManyRequests with `Retry-After: 1`,
 `hang` holds the request for `hang_seconds` before answering 503, to
 trigger client timeouts, and `slow` holds it for `hang_seconds` and then serves
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from .errors import ApiError, bad_request, service_unavailable, too_many_requests
 
 MODES = ("503", "429", "hang", "slow")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "WATCH")  # WATCH: a GET with `watch=true`
 
 
 @dataclass(frozen=True)

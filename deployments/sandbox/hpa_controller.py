@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from . import events
+from . import recorder as events
 from . import resources as r
 from .conditions import find_condition, set_condition
 from .errors import ApiError

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import events
 from . import pods as p
+from . import recorder as events
 from . import resources as r
 from .store import Store, timestamp
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import events
 from . import pods as p
+from . import recorder as events
 from . import resources as r
 from .conditions import find_condition, remove_condition, set_condition
 from .errors import ApiError

@@ -3,8 +3,10 @@
 Label selectors: comma-separated requirements that must all hold, each one of
 `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`. As in
 Kubernetes, `k!=v` and `k notin (...)` also match objects without the label.
-Field selectors: `path=v`, `path==v`, `path!=v` on dotted paths such as
-`metadata.name` or `status.phase`.
+Field selectors: `path=v`, `path==v`, `path!=v`, only on the fields the real
+server indexes for the kind (`metadata.name` and `metadata.namespace` for
+every kind, plus a few per kind, see `SUPPORTED_FIELDS`); any other field is a
+400 `field label not supported: <field>`, as the API server answers.
 """
 
 from __future__ import annotations
@@ -74,21 +76,44 @@ def label_selector(selector: str) -> Predicate:
     return matches
 
 
+# Field labels the API server converts per kind, beyond metadata.name/namespace (its fieldSelector
+# conversion functions); a label maps to the object path it reads.
+_EVENT_FIELDS = {f"involvedObject.{part}": f"involvedObject.{part}" for part in (
+    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")}
+SUPPORTED_FIELDS: dict[str, dict[str, str]] = {
+    "Pod": {label: label for label in (
+        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")},
+    "Event": {**_EVENT_FIELDS, "reason": "reason", "reportingComponent": "reportingComponent",
+              "source": "source.component", "type": "type"},
+    "Secret": {"type": "type"},
+    "Namespace": {"status.phase": "status.phase"},
+    "ReplicaSet": {"status.replicas": "status.replicas"},
+    "Job": {"status.successful": "status.succeeded"},
+}
+_COMMON_FIELDS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
+
+
 def _field_value(obj: dict, path: str) -> str:
     value: object = obj
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return "" if value is None else str(value)
 
 
-def field_selector(selector: str) -> Predicate:
-    """A predicate on objects for a `fieldSelector` query string (400 if malformed)."""
+def field_selector(selector: str, kind: str) -> Predicate:
+    """A predicate on objects of `kind` for a `fieldSelector` query string (400 if malformed or unsupported)."""
+    supported = {**_COMMON_FIELDS, **SUPPORTED_FIELDS.get(kind, {})}
     requirements: list[tuple[str, bool, str]] = []
     for text in _split_requirements(selector):
         match = re.match(r"^(?P<path>[A-Za-z0-9_.]+)\s*(?P<op>==|!=|=)\s*(?P<value>.*)$", text)
         if not match:
             raise bad_request(f"invalid field selector: {text!r}")
-        requirements.append((match["path"], match["op"] != "!=", match["value"].strip()))
+        if match["path"] not in supported:
+            raise bad_request(f"field label not supported: {match['path']}")
+        requirements.append((supported[match["path"]], match["op"] != "!=", match["value"].strip()))
 
     def matches(obj: dict) -> bool:
         return all((_field_value(obj, path) == value) == equal for path, equal, value in requirements)

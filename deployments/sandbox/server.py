@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import yaml
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import SandboxApp
 from .controller import DEFAULT_TIME_SCALE, ControllerManager, Timing
 from .faults import FaultInjector
 from .store import Store
+from .tls import generate as generate_certificates
+from .tls import kubeconfig as kubeconfig_for
 
 
 class SandboxCluster:
@@ -24,21 +29,51 @@ class SandboxCluster:
     (`progressDeadlineSeconds`, `minReadySeconds`, the HPA's stabilisation
     window). With a `token`, Kubernetes API requests must send
     `Authorization: Bearer <token>`.
+
+    With `tls` it serves HTTPS under a CA generated now (`ca_pem`; see `tls`),
+    as kubectl needs for a token; the command-line entry points default to it,
+    the class to plain HTTP. `history` is how many changes watches and old
+    list pages can reach back (older: 410 Expired); a quiet watch that asked
+    for bookmarks gets one every `bookmark_interval` seconds.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rollout_delay: float = 0.2,
-                 token: str | None = None, time_scale: float = DEFAULT_TIME_SCALE) -> None:
-        self.store = Store()
+                 token: str | None = None, time_scale: float = DEFAULT_TIME_SCALE, *, tls: bool = False,
+                 history: int = 1000, bookmark_interval: float = 5.0) -> None:
+        self.store = Store(history=history)
         self.faults = FaultInjector()
+        self.token = token
         self._controller = ControllerManager(self.store, Timing(rollout_delay, time_scale))
-        self._server: BaseWSGIServer = make_server(host, port, SandboxApp(self.store, self.faults, token),
-                                                   threaded=True)
+        self.app = SandboxApp(self.store, self.faults, token, bookmark_interval=bookmark_interval)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self.ca_pem: str | None = None
+        if tls:
+            certificates = generate_certificates(host)
+            self.ca_pem = certificates.ca_pem
+            context = certificates.server_context()
+            # The handshake happens in the request's thread, on first read: a client that connects
+            # and stalls cannot hold up the accepting loop.
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+            self._server.ssl_context = context  # werkzeug: https URL scheme, handshake failures logged briefly
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.ca_pem else 'http'}://{host}:{port}"
+
+    def kubeconfig(self, namespace: str = "default", token: str | None = None) -> dict:
+        """A kubeconfig for this sandbox: its URL, CA and token (or `token` instead)."""
+        return kubeconfig_for(self.url, self.ca_pem, token or self.token, namespace)
+
+    def write_kubeconfig(self, path: str | os.PathLike) -> Path:
+        """Write `kubeconfig()` to `path` (mode 0600: it holds the token)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            yaml.safe_dump(self.kubeconfig(), out)
+        return target
 
     def start(self) -> None:
         """Serve from a daemon thread; returns at once, the socket already listening."""
@@ -63,6 +98,7 @@ class SandboxCluster:
         self._shut_down()
 
     def _shut_down(self) -> None:
+        self.store.history.close()  # ends open watches
         self.faults.release()
         self._controller.stop()
         self._server.server_close()

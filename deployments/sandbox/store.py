@@ -32,6 +32,7 @@ from . import quota
 from . import resources as r
 from .admission import apply_defaults, check_identity, initial_status, validate
 from .errors import already_exists, bad_request, conflict, not_found
+from .events import History, rewind
 from .patches import apply_config
 from .resources import RESOURCE_TYPES, ResourceType
 
@@ -62,11 +63,12 @@ class Store:
     `kind` and `apiVersion`); callers always get copies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, history: int = 1000) -> None:
         # Re-entrant so the controller can hold it across several calls (see `atomic`).
         self._lock = threading.RLock()
         self._objects: dict[ResourceType, dict[tuple[str, str], dict]] = {}
         self._resource_version = 0  # never reset: clients may still hold old versions
+        self.history = History(history)  # the last `history` changes, for watches (see `events`)
         self.reset()
 
     @contextmanager
@@ -79,6 +81,7 @@ class Store:
         """Forget every object and recreate the namespaces a fresh cluster has."""
         with self._lock:
             self._objects = {resource: {} for resource in RESOURCE_TYPES}
+            self.history.restart(self._resource_version)
             for name in _DEFAULT_NAMESPACES:
                 self._insert(r.NAMESPACES, None, {"metadata": {"name": name}})
 
@@ -108,6 +111,17 @@ class Store:
                 if (namespace is None or obj_namespace == namespace) and predicate(obj)
             ]
             return items, str(self._resource_version)
+
+    def list_at(self, resource: ResourceType, namespace: str | None, resource_version: int,
+                predicate: Callable[[dict], bool] = lambda obj: True) -> list[dict]:
+        """Like `list`, as the objects were at `resource_version` (410 Expired once history no longer reaches it)."""
+        with self._lock:
+            changes, _ = self.history.since(resource_version, resource)
+            state = rewind(self._objects[resource], changes)
+            return [
+                copy.deepcopy(obj) for (obj_namespace, _), obj in sorted(state.items())
+                if (namespace is None or obj_namespace == namespace) and predicate(obj)
+            ]
 
     def create(self, resource: ResourceType, namespace: str | None, body: dict) -> dict:
         check_identity(resource, body, None, namespace)
@@ -165,7 +179,6 @@ class Store:
                                           finalizers=finalizers)
                 return self._commit(resource, obj, marked, marking=True)
             self._remove(resource, obj)
-            self._bump_resource_version()
             return copy.deepcopy(obj)
 
     def each(self, resource: ResourceType, reconcile: Callable[[dict], None]) -> set[str]:
@@ -253,6 +266,7 @@ class Store:
             self._admit_quota(resource, namespace, obj)
         metadata["resourceVersion"] = self._bump_resource_version()
         self._objects[resource][key] = obj
+        self.history.record(self._resource_version, "ADDED", resource, key, obj, None)
         return copy.deepcopy(obj)
 
     def _admit_quota(self, resource: ResourceType, namespace: str, obj: dict) -> None:
@@ -296,7 +310,9 @@ class Store:
         if resource.tracks_generation and _canonical(new.get("spec")) != _canonical(current.get("spec")):
             new["metadata"]["generation"] = metadata["generation"] + 1
         new["metadata"]["resourceVersion"] = self._bump_resource_version()
-        self._objects[resource][(metadata.get("namespace") or "", metadata["name"])] = new
+        key = (metadata.get("namespace") or "", metadata["name"])
+        self._objects[resource][key] = new
+        self.history.record(self._resource_version, "MODIFIED", resource, key, new, current)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             self._remove(resource, new)
         return copy.deepcopy(new)
@@ -319,8 +335,11 @@ class Store:
 
     def _remove(self, resource: ResourceType, obj: dict) -> None:
         metadata = obj["metadata"]
-        if self._objects[resource].pop((metadata.get("namespace") or "", metadata["name"]), None) is None:
+        key = (metadata.get("namespace") or "", metadata["name"])
+        if self._objects[resource].pop(key, None) is None:
             return  # already removed as a dependent of something removed earlier
+        gone = {**obj, "metadata": {**metadata, "resourceVersion": self._bump_resource_version()}}
+        self.history.record(self._resource_version, "DELETED", resource, key, gone, obj)
         for dependent_resource, dependent in self._dependents(resource, obj):
             self._remove(dependent_resource, dependent)
 

@@ -110,7 +110,8 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CELERY_BROKER_URL": broker_url}
         manager = Manager()
         manager.add_process(
-            "sandbox", f"{manage} sandbox_cluster --port {sandbox_port} --token {SANDBOX_TOKEN}", env=env
+            # plain HTTP: the demo's Cluster rows are seeded before the sandbox (and so its CA) exists
+            "sandbox", f"{manage} sandbox_cluster --port {sandbox_port} --token {SANDBOX_TOKEN} --http", env=env
         )
         # one solo worker: the embedded SQLite database takes one writer at a time anyway
         manager.add_process("worker", f"{celery} worker --pool=solo --loglevel=INFO", env=env)
