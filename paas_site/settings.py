@@ -375,12 +375,35 @@ SLIPWAY_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("SLIPWAY_AUDIT_CHECKPOINT_SYSLO
 # --- Billing --------------------------------------------------------------------
 SLIPWAY_METERING_INTERVAL_SECONDS = int(os.environ.get("SLIPWAY_METERING_INTERVAL_SECONDS", "300"))
 
+# --- Notifications (workflows.services.notifications) --------------------------------
+# Links in messages point here (the console's address as users reach it).
+SLIPWAY_PUBLIC_URL = os.environ.get("SLIPWAY_PUBLIC_URL", "http://localhost:8000")
+# Email goes through this SMTP relay; empty: no email (chat and the console still work). The relay must pass
+# the outbound policy like any target: a relay on a private network needs its CIDR in SLIPWAY_OUTBOUND_ALLOW.
+EMAIL_BACKEND = "paas_site.mail.GuardedEmailBackend"
+EMAIL_HOST = os.environ.get("SLIPWAY_EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("SLIPWAY_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("SLIPWAY_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("SLIPWAY_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("SLIPWAY_EMAIL_STARTTLS")
+EMAIL_USE_SSL = env_bool("SLIPWAY_EMAIL_SSL")
+EMAIL_TIMEOUT = float(os.environ.get("SLIPWAY_EMAIL_TIMEOUT_SECONDS", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("SLIPWAY_EMAIL_FROM", "Slipway <slipway@localhost>")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("SLIPWAY_EMAIL_STARTTLS and SLIPWAY_EMAIL_SSL exclude each other: choose one.")
+SLIPWAY_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("SLIPWAY_NOTIFY_MAX_ATTEMPTS", "8"))
+SLIPWAY_NOTIFY_RETRY_BASE_SECONDS = float(os.environ.get("SLIPWAY_NOTIFY_RETRY_BASE_SECONDS", "10"))
+SLIPWAY_NOTIFY_RETRY_MAX_SECONDS = float(os.environ.get("SLIPWAY_NOTIFY_RETRY_MAX_SECONDS", "900"))
+# The beat re-sends deliveries (and fans out events) left this long past their time: their task was lost.
+SLIPWAY_NOTIFY_REDRIVE_AFTER_SECONDS = float(os.environ.get("SLIPWAY_NOTIFY_REDRIVE_AFTER_SECONDS", "300"))
+
 CELERY_BEAT_SCHEDULE = {
     "advance-release-lanes": {"task": "workflows.lanes_advance_due", "schedule": 15.0},
     "reap-stalled-steps": {"task": "workflows.steps_reap", "schedule": 30.0},
     "billing-usage-meter": {"task": "billing.usage_meter", "schedule": float(SLIPWAY_METERING_INTERVAL_SECONDS)},
     "billing-costs-refresh": {"task": "billing.costs_refresh", "schedule": 3600.0},
     "notify-budget-alerts": {"task": "workflows.budget_alerts_notify", "schedule": 300.0},
+    "notifications-redrive": {"task": "workflows.notifications_redrive", "schedule": 120.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint_write", "schedule": SLIPWAY_AUDIT_CHECKPOINT_SECONDS},
     "reconcile-dns-records": {"task": "dns.reconcile", "schedule": float(os.environ.get("SLIPWAY_DNS_RECONCILE_SECONDS", "300"))},
 }

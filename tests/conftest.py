@@ -112,6 +112,9 @@ def sandbox_cluster(db, sandbox):
     sandbox.clear_faults()
 
 
+WORKER_STARTED = False
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_blocker):
     """A real Celery worker (solo pool, in a thread) on the Redis broker of the test run."""
@@ -122,7 +125,25 @@ def celery_worker(django_db_blocker):
     app.control.purge()
     # no ping check: it needs a result backend, and tasks wait in Redis until the worker is up anyway
     with django_db_blocker.unblock(), start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        global WORKER_STARTED
+        WORKER_STARTED = True
         yield app
+    WORKER_STARTED = False
+
+
+@pytest.fixture(autouse=True)
+def drain_the_worker_before_flushing(request):
+    """A transactional test's rows are flushed at its end, while the session's worker (once started) may still
+    run what the test enqueued (filing any release enqueues its notification's fan-out): let it finish first,
+    or the flush and the worker deadlock. (pytest-django's database fixtures are set up before this one, so
+    this teardown runs before their flush.)"""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction"))
+    if transactional and WORKER_STARTED:
+        from paas_site.celery import app
+
+        wait_until_idle(app)
 
 
 @pytest.fixture

@@ -61,7 +61,46 @@ class WebhookEvent(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    REJECTED = "rejected", "Rejected"
     BUDGET_THRESHOLD_REACHED = "budget.threshold_reached", "Budget threshold reached"
+
+
+# Notifications (workflows.services.notifications) are about the same events as project webhooks.
+NotificationEvent = WebhookEvent
+
+
+class Medium(models.TextChoices):
+    """How a notification reaches a user: chosen per event kind in their preferences."""
+
+    EMAIL = "email", "Email"
+    CHAT = "chat", "Chat (mentioned in the project's chat channels)"
+    CONSOLE = "console", "Console (my notifications page)"
+
+
+class ChannelKind(models.TextChoices):
+    """A project's chat channel: an incoming-webhook robot of one of these."""
+
+    SLACK = "slack", "Slack-compatible incoming webhook"
+    DINGTALK = "dingtalk", "DingTalk robot"
+    WECOM = "wecom", "WeCom (企业微信) group robot"
+    FEISHU = "feishu", "Feishu / Lark bot"
+
+
+SIGNED_CHANNELS = (ChannelKind.DINGTALK, ChannelKind.FEISHU)  # the kinds that take a signing secret
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class AttemptOutcome(models.TextChoices):
+    """What one delivery attempt came to (counted by the metrics)."""
+
+    DELIVERED = "delivered", "Delivered"
+    RETRYING = "retrying", "Failed, will retry"
+    FAILED = "failed", "Failed for good"
 
 
 class AuditAction(models.TextChoices):

@@ -3,6 +3,7 @@ import copy
 import hashlib
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from django.conf import settings
@@ -23,10 +24,15 @@ from paas_site.crypto import EncryptedTextField
 from . import chain
 from .choices import (
     IN_FLIGHT,
+    SIGNED_CHANNELS,
     STATE_OF_STEP,
+    AttemptOutcome,
     AuditAction,
+    ChannelKind,
     Decision,
+    DeliveryStatus,
     FreezeKind,
+    NotificationEvent,
     ReleaseState,
     Step,
     StepStatus,
@@ -505,3 +511,128 @@ class ApiToken(AbstractAuthToken):
     @property
     def expired(self) -> bool:
         return self.expiry <= timezone.now()
+
+
+# -- notifications (workflows.services.notifications) -------------------------------------
+class NotificationChannel(models.Model):
+    """A project's chat robot. Its URL is a credential (it holds the robot's token or key): encrypted at rest,
+    written but never shown, like the signing secret."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notification_channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    url = EncryptedTextField(help_text="The robot's webhook URL (write-only).")
+    secret = EncryptedTextField(blank=True, help_text="DingTalk / Feishu signing secret (write-only).")
+    events = models.JSONField(default=list, help_text=f"Any of: {', '.join(NotificationEvent.values)}.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="notification_channel_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name} of {self.project}"
+
+    @property
+    def url_host(self) -> str:
+        """What may be shown of the URL: its host."""
+        return urlsplit(self.url).hostname or ""
+
+    def clean(self) -> None:
+        problems = {}
+        if not isinstance(self.events, list) or not set(self.events) <= set(NotificationEvent.values):
+            problems["events"] = f"must be a list of: {', '.join(NotificationEvent.values)}."
+        if self.url and outbound.url_check(self.url):
+            problems["url"] = outbound.url_check(self.url)
+        if self.secret and self.kind not in SIGNED_CHANNELS:
+            problems["secret"] = f"only {' and '.join(SIGNED_CHANNELS)} robots sign their messages."
+        if problems:
+            raise ValidationError(problems)
+
+
+class NotificationProfile(models.Model):
+    """A user's notification preferences: per event kind, the media that reach them; and their chat ids,
+    by which the project's chat robots mention them."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_profile")
+    preferences = models.JSONField(default=dict, blank=True, help_text="{event: [media]}; a missing event: the default.")
+    slack_id = models.CharField(max_length=64, blank=True, help_text="Slack member ID (U…).")
+    dingtalk_id = models.CharField(max_length=64, blank=True, help_text="DingTalk userId.")
+    wecom_id = models.CharField(max_length=64, blank=True, help_text="WeCom userid.")
+    feishu_id = models.CharField(max_length=64, blank=True, help_text="Feishu / Lark open_id (ou_…).")
+
+    def __str__(self) -> str:
+        return f"notification preferences of {self.user}"
+
+    def chat_id(self, kind: str) -> str:
+        return getattr(self, f"{kind}_id", "")
+
+
+class Notification(models.Model):
+    """One event worth telling people about; its message is frozen when it happens (in the change's transaction)."""
+
+    event = models.CharField(max_length=32, choices=NotificationEvent.choices)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notifications")
+    release = models.ForeignKey(Release, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    budget_alert = models.ForeignKey("billing.BudgetAlert", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    message = models.JSONField(default=dict, help_text='{"subject", "lines", "links": [{"label", "url"}]}')
+    created_at = models.DateTimeField(auto_now_add=True)
+    fanned_out_at = models.DateTimeField(null=True, blank=True, help_text="When its deliveries were made.")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"notification #{self.pk} {self.event}"
+
+
+class NotificationDelivery(models.Model):
+    """One notification to one recipient over one medium, or to one chat channel: made once, delivered once."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="notification_deliveries")
+    channel = models.ForeignKey(NotificationChannel, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="deliveries")
+    medium = models.CharField(max_length=16, help_text="email, console, or the channel's kind")
+    target = models.CharField(max_length=255, help_text="Whom it went to, as shown (never a URL).")
+    mentions = models.JSONField(default=list, blank=True, help_text="Usernames a chat message mentions.")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "recipient", "medium"], condition=Q(recipient__isnull=False),
+                                    name="notification_delivery_once_per_recipient_medium"),
+            models.UniqueConstraint(fields=["notification", "channel"], condition=Q(channel__isnull=False),
+                                    name="notification_delivery_once_per_channel"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.medium} of notification #{self.notification_id} to {self.target}: {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at a delivery, kept for maintainers (and counted by outcome)."""
+
+    delivery = models.ForeignKey(NotificationDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, db_index=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="delivery_attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery #{self.delivery_id}: {self.outcome}"

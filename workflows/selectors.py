@@ -2,17 +2,19 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from deployments.models import Application, Revision
-from deployments.permissions import APPROVERS
+from deployments.permissions import APPROVERS, Action
 from deployments.selectors import project_roles, user_reads_all_projects
 from dns.choices import ADDRESS_TYPES
 from dns.models import Record
 
 from .choices import Decision, ReleaseState
 from .models import Approval, AuditEvent, Release
+from .permissions import release_may
 
 
 def release_list(*, user) -> QuerySet[Release]:
@@ -120,3 +122,16 @@ def lane_overview(*, applications: Iterable[Application]) -> dict[tuple[int, int
             dns_name=names.get(key, "") if live else "",
         )
     return lanes
+
+
+def release_deciders(release: Release) -> list:
+    """Who may decide ``release`` now and has not yet: its project's approvers and maintainers that
+    ``release_may`` lets decide (no requester, nor whoever changed it, where self-approval is off),
+    minus the requester in any case and everyone whose decision still stands."""
+    decided = Approval.objects.filter(release=release, voided_at__isnull=True).values("approver_id")
+    candidates = (get_user_model().objects.filter(
+        is_active=True, memberships__project_id=release.application.project_id, memberships__role__in=APPROVERS)
+        .exclude(id__in=decided).order_by("username"))
+    if release.requested_by_id:
+        candidates = candidates.exclude(id=release.requested_by_id)
+    return [user for user in candidates if release_may(user, Action.DECIDE, release)]

@@ -8,7 +8,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from paas_site.correlation import correlation_bound
 from paas_site.errors import PermanentError, TransientError
 
-from .services import pipeline
+from .services import notifications, pipeline
 from .services.checkpoints import audit_checkpoint_write
 from .services.notifications import budget_alerts_notify, webhook_deliver
 
@@ -67,6 +67,34 @@ def webhook_deliver_task(self, webhook_id: int, payload: dict) -> None:
         raise self.retry(countdown=min(600, 5 * 2**self.request.retries), exc=exc) from None
     except PermanentError as exc:
         logger.warning("webhook %s not delivered: %s", webhook_id, exc)
+
+
+@shared_task(name="workflows.notification_fanout", acks_late=True)
+def notification_fanout_task(notification_id: int) -> int:
+    """Make a notification's deliveries (once) and hand each to a worker."""
+    pending = notifications.notification_fanout(notification_id=notification_id)
+    for delivery_id in pending:
+        notification_deliver_task.delay(delivery_id)
+    return len(pending)
+
+
+# the attempts are counted in the database (SLIPWAY_NOTIFY_MAX_ATTEMPTS), not by Celery
+@shared_task(bind=True, name="workflows.notification_deliver", acks_late=True, max_retries=None)
+def notification_deliver_task(self, delivery_id: int) -> str:
+    try:
+        return notifications.notification_deliver(delivery_id=delivery_id)
+    except notifications.DeliveryRetry as retry:
+        raise self.retry(countdown=retry.countdown) from None
+    except ObjectDoesNotExist:
+        logger.warning("notification delivery %s no longer exists", delivery_id)
+        return "gone"
+    except DATABASE_LOST as exc:
+        raise retry_on_a_new_connection(self, exc) from None
+
+
+@shared_task(name="workflows.notifications_redrive")
+def notifications_redrive_task() -> int:
+    return notifications.notifications_redrive()
 
 
 @shared_task(name="workflows.budget_alerts_notify")

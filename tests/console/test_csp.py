@@ -29,6 +29,7 @@ def release(project, developer):
 def test_console_and_admin_pages_send_a_strict_policy_and_hold_no_inline_script(client, release, staff):
     client.force_login(staff)
     for url in ("/", "/releases/", f"/releases/{release.id}/", "/releases/new/", "/costs/", "/tokens/",
+                "/notifications/", "/notifications/preferences/", "/projects/shop/notifications/",
                 "/admin/", f"/admin/workflows/release/{release.id}/change/", "/admin/axes/accessattempt/",
                 "/admin/workflows/apitoken/"):
         response = client.get(url)

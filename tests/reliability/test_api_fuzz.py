@@ -21,7 +21,7 @@ from paas_site.wsgi import application
 from tests.deployments.factories import ApplicationFactory, ClusterFactory, MembershipFactory, ProjectFactory, UserFactory
 from tests.dns.factories import ZoneFactory
 from tests.workflows.factories import file_release
-from workflows.models import ApiToken, CiToken, ProjectWebhook
+from workflows.models import ApiToken, CiToken, NotificationChannel, ProjectWebhook
 
 EXAMPLES = int(os.environ.get("SLIPWAY_FUZZ_EXAMPLES", "8"))
 RIVAL_MARKERS = ("rivalcorp", "zebra-ledger")  # the other project's slug and application
@@ -29,6 +29,8 @@ SECRETS = {
     "cluster token": "fuzz-cluster-token-7f3a",
     "DNS API key": "fuzz-dns-key-91bc",
     "webhook secret": "fuzz-webhook-secret-55de",
+    "chat robot URL token": "fuzz-robot-token-3b9a",
+    "chat signing secret": "fuzz-robot-secret-c41e",
     "CI token shop": "fuzz-ci-token-0c2e",
     f"CI token {RIVAL_MARKERS[0]}": "fuzz-ci-token-7d1f",
 }
@@ -70,6 +72,9 @@ def tokens(db, keep_test_transaction):
     for project, name in ((shop, "web"), (rival, RIVAL_MARKERS[1])):
         app = ApplicationFactory(project=project, name=name, image=f"registry.example.com/{project.slug}/{name}")
         ProjectWebhook.objects.create(project=project, url="http://127.0.0.1:9/hook", secret=SECRETS["webhook secret"])
+        NotificationChannel.objects.create(
+            project=project, name="robot", kind="dingtalk", secret=SECRETS["chat signing secret"], events=["failed"],
+            url=f"http://127.0.0.1:9/robot/send?access_token={SECRETS['chat robot URL token']}")
         ci_token = SECRETS[f"CI token {project.slug}"]
         CiToken.objects.create(project=project, name="ci", token_hash=CiToken.hash_of(ci_token), prefix="fuzz-ci",
                                owner=roles["admin"], expires_at=timezone.now() + timedelta(days=1))

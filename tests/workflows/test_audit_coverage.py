@@ -45,7 +45,7 @@ from tests.deployments.factories import (
 from tests.dns.factories import EnvironmentZoneFactory, ZoneFactory
 from tests.workflows.factories import PINNED, file_release
 from workflows.choices import ReleaseState
-from workflows.models import ApiToken, AuditEvent, CiToken, FreezeWindow, ProjectWebhook, Release
+from workflows.models import ApiToken, AuditEvent, CiToken, FreezeWindow, NotificationChannel, ProjectWebhook, Release
 from workflows.services import ci_tokens, signin
 
 pytestmark = pytest.mark.django_db
@@ -456,6 +456,12 @@ def middleware_again(world: World) -> tuple[str, Any]:
     return f"/api/v1/projects/shop/middleware/{instance.application.name}/release/", {"environment": "dev"}
 
 
+def channel(world: World) -> str:
+    robot = NotificationChannel.objects.create(project=world.shop, name="walk-robot", kind="slack", events=["failed"],
+                                               url="https://hooks.slack.example/services/walk")
+    return f"/api/v1/projects/shop/notification-channels/{robot.id}/"
+
+
 def ci_hook(world: World) -> tuple[str, Any]:
     _, token = ci_tokens.ci_token_create(actor=world.roles["maintainer"], project=world.shop, name="ci")
     world.headers["Authorization"] = f"Bearer {token}"
@@ -541,6 +547,20 @@ API_CASES: dict[str, ApiCase] = {
         "/api/v1/projects/shop/ci-tokens/", {"name": "jenkins", "expires_in_days": 30}), "workflows.citoken"),
     "v1_projects_ci_tokens_revoke_create": ApiCase("maintainer", lambda w: (
         f"/api/v1/projects/shop/ci-tokens/{ci_token(w.shop).id}/revoke/", {}), "workflows.citoken"),
+    "v1_projects_notification_channels_create": ApiCase("maintainer", lambda w: (
+        "/api/v1/projects/shop/notification-channels/", {"name": "ops", "kind": "feishu", "secret": "s3cret",
+                                                         "url": "https://open.feishu.example/hook/x",
+                                                         "events": ["failed"]}), "workflows.notificationchannel"),
+    "v1_projects_notification_channels_update": ApiCase("maintainer", lambda w: (channel(w), {
+        "name": "walk-robot", "kind": "slack", "events": ["failed", "succeeded"], "active": True}),
+        "workflows.notificationchannel"),
+    "v1_projects_notification_channels_partial_update": ApiCase("maintainer", lambda w: (
+        channel(w), {"events": ["succeeded"]}), "workflows.notificationchannel"),
+    "v1_projects_notification_channels_destroy": ApiCase("maintainer", lambda w: (channel(w), None),
+                                                         "workflows.notificationchannel"),
+    "v1_notifications_preferences_update": ApiCase("developer", lambda w: (
+        "/api/v1/notifications/preferences/", {"preferences": {"succeeded": ["email"]}, "slack_id": "U1"}),
+        "workflows.notificationprofile"),
     "v1_memberships_create": ApiCase("maintainer", lambda w: ("/api/v1/memberships/", {
         "project": "shop", "user": UserFactory().username, "role": "developer"}), "deployments.projectmembership"),
     "v1_memberships_update": ApiCase("maintainer", lambda w: (

@@ -16,6 +16,7 @@ from deployments.packages import SHA256
 from paas_site.errors import ApplicationError
 
 from ..api.serializers import COMMIT_PATTERN, VERSION_PATTERN
+from ..choices import ChannelKind, Medium, NotificationEvent
 
 MAX_CONFIG_FILES = 20
 
@@ -258,3 +259,41 @@ class ApiTokenForm(forms.Form):
         self.fields["expires_in_days"].validators.append(MaxValueValidator(maximum))
         self.fields["expires_in_days"].widget.attrs["max"] = maximum
         self.fields["expires_in_days"].help_text = f"Blank: the default lifetime; at most {maximum} days."
+
+
+class NotificationChannelForm(forms.Form):
+    """A project's chat robot; the URL and secret are written, never shown again."""
+
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ChannelKind.choices)
+    url = forms.URLField(label="Webhook URL", max_length=2000, widget=forms.PasswordInput, assume_scheme="https",
+                         help_text="Copied from the robot's settings; it holds the robot's token, so it is never shown.")
+    secret = forms.CharField(label="Signing secret", required=False, max_length=500, widget=forms.PasswordInput,
+                             help_text="DingTalk (SEC…) and Feishu / Lark robots with signature verification.")
+    events = forms.MultipleChoiceField(choices=NotificationEvent.choices, widget=forms.CheckboxSelectMultiple,
+                                       help_text="What the channel is told of.")
+
+
+class NotificationPreferencesForm(forms.Form):
+    """Per event kind, the media that reach me; my chat ids, by which robots mention me."""
+
+    slack_id = forms.CharField(label="Slack member ID", max_length=64, required=False)
+    dingtalk_id = forms.CharField(label="DingTalk userId", max_length=64, required=False)
+    wecom_id = forms.CharField(label="WeCom userid", max_length=64, required=False)
+    feishu_id = forms.CharField(label="Feishu / Lark open_id", max_length=64, required=False)
+
+    def __init__(self, *args, events: dict[str, list[str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        for index, (event, label) in enumerate(NotificationEvent.choices):
+            self.fields[f"event_{index}"] = forms.MultipleChoiceField(
+                label=label, choices=Medium.choices, widget=forms.CheckboxSelectMultiple, required=False,
+                initial=events.get(event, []))
+
+    def event_fields(self):
+        return [self[f"event_{index}"] for index in range(len(NotificationEvent.choices))]
+
+    def preferences(self) -> dict[str, list[str]]:
+        return {event: self.cleaned_data[f"event_{index}"] for index, event in enumerate(NotificationEvent.values)}
+
+    def chat_ids(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name in ("slack_id", "dingtalk_id", "wecom_id", "feishu_id")}

@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import applications, common, costs, releases, tokens
+from .views import applications, common, costs, notifications, releases, tokens
 
 app_name = "console"
 
@@ -30,4 +30,11 @@ urlpatterns = [
     path("costs/export.csv", costs.cost_report_csv, name="costs-csv"),
     path("tokens/", tokens.api_tokens, name="api-tokens"),
     path("tokens/<int:token_id>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
+    path("notifications/", notifications.notifications_mine, name="notifications"),
+    path("notifications/preferences/", notifications.notification_preferences, name="notification-preferences"),
+    path("projects/<slug:slug>/notifications/", notifications.project_notifications, name="project-notifications"),
+    path("projects/<slug:slug>/notifications/<int:channel_id>/delete/", notifications.project_notification_channel_delete,
+         name="project-notification-channel-delete"),
+    path("projects/<slug:slug>/notifications/<int:channel_id>/toggle/", notifications.project_notification_channel_toggle,
+         name="project-notification-channel-toggle"),
 ]

@@ -125,6 +125,8 @@ def release_change(
         release.save()
         voided = release.approvals.filter(voided_at__isnull=True).update(voided_at=timezone.now())
         audit.release_changed(actor=actor, release=release, before=before, voided=voided)
+        if voided:  # those who decided must decide again
+            notifications.release_notify(release=release, event=WebhookEvent.AWAITING_APPROVAL)
     return release
 
 
@@ -220,6 +222,7 @@ def _decide(*, release_id: int, actor: Actor, decision: str, comment: str) -> Re
             release.save()
             audit.release_transitioned(actor=actor, release=release, from_state=before,
                                        message=f"{release} rejected by {actor.get_username()}")
+            notifications.release_notify(release=release, event=WebhookEvent.REJECTED)
         elif _approvals_missing(release) == 0:
             _approve(release, actor=actor, message=f"{release} approved: policy met")
     return release
