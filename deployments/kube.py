@@ -95,6 +95,21 @@ class PodInfo:
     reason: str
 
 
+@dataclass(frozen=True)
+class ReplicaFigures:
+    """A Deployment's replicas as the cluster reports them, not as an application's settings say.
+
+    ``replicas`` are the pods its ReplicaSets run (``status.replicas``), ``ready``
+    those ready; ``desired`` is what the HPA decided (``status.desiredReplicas``)
+    when one scales it, else ``spec.replicas``.
+    """
+
+    replicas: int
+    ready: int
+    desired: int
+    autoscaled: bool
+
+
 # kind -> (API class, method suffix): the typed client has one method per kind.
 _KINDS: dict[str, tuple[type, str]] = {
     "Namespace": (k8s.CoreV1Api, "namespace"),
@@ -269,6 +284,28 @@ class KubeClient:
             label_selector=label_selector,
         )
         return result["items"]
+
+    def replica_figures(self, label_selector: str) -> dict[tuple[str, str], ReplicaFigures]:
+        """By (namespace, name), the figures of the Deployments matching ``label_selector``: two requests."""
+        deployments = self.list_deployments(label_selector)
+        autoscalers = self._json(
+            "list autoscalers", k8s.AutoscalingV2Api(self._api).list_horizontal_pod_autoscaler_for_all_namespaces,
+            label_selector=label_selector,
+        )["items"]
+        scaling = {
+            (hpa["metadata"]["namespace"], hpa["spec"]["scaleTargetRef"]["name"]): hpa.get("status") or {}
+            for hpa in autoscalers if hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        }
+        figures = {}
+        for deployment in deployments:
+            key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+            status, hpa = deployment.get("status") or {}, scaling.get(key)
+            figures[key] = ReplicaFigures(
+                replicas=status.get("replicas") or 0, ready=status.get("readyReplicas") or 0,
+                desired=(hpa.get("desiredReplicas") or 0) if hpa is not None else deployment["spec"].get("replicas", 1),
+                autoscaled=hpa is not None,
+            )
+        return figures
 
     # -- pods -----------------------------------------------------------------
     def pods(self, namespace: str, label_selector: str) -> list[PodInfo]:

@@ -14,7 +14,8 @@ lost its claim stops there (see ``fencing.py``).
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -25,14 +26,14 @@ from django.db import transaction
 
 from paas_site import outbound
 from paas_site.actors import DEPLOY, Actor
-from paas_site.errors import ApplicationError, NotFound, PermanentError, invalid_fields
+from paas_site.errors import ApplicationError, ExternalError, NotFound, PermanentError, invalid_fields
 
 from . import builds, changes, locks, manifests, middleware, packages, preflight
 from .base_images import BaseImageSpec, base_image_push
 from .choices import RevisionKind
 from .fencing import Fence, unfenced
 from .images import parse_image_reference
-from .kube import ClusterAccess, KubeClient, PodInfo, RolloutStatus, client_for
+from .kube import ClusterAccess, KubeClient, PodInfo, ReplicaFigures, RolloutStatus, client_for
 from .models import (
     Application,
     BaseImage,
@@ -245,6 +246,35 @@ def application_pods(*, actor: Actor, application_id: int, environment_id: int) 
 def _pods(application: Application, environment: Environment) -> list[PodInfo]:
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(application, environment).items())
     return cluster_client(environment.cluster).pods(manifests.namespace_name(application, environment), selector)
+
+
+def replica_figures(*, lanes: Iterable[tuple[Application, Environment]]) -> dict[tuple[int, int], ReplicaFigures | str]:
+    """Live replicas of the (application, environment) lanes, read from their clusters (two requests per cluster).
+
+    A lane whose Deployment the cluster does not have is left out; every lane of
+    a cluster that did not answer maps to the reason.
+    """
+    by_cluster: dict[Cluster, list[tuple[Application, Environment]]] = defaultdict(list)
+    for application, environment in lanes:
+        by_cluster[environment.cluster].append((application, environment))
+    figures: dict[tuple[int, int], ReplicaFigures | str] = {}
+    for cluster, members in by_cluster.items():
+        try:
+            found = cluster_client(cluster).replica_figures(f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}")
+        except ExternalError as exc:
+            figures |= {(application.id, environment.id): exc.message for application, environment in members}
+            continue
+        for application, environment in members:
+            key = (manifests.namespace_name(application, environment), application.name)
+            if key in found:
+                figures[(application.id, environment.id)] = found[key]
+    return figures
+
+
+def lane_replicas(*, application: Application, environment: Environment) -> tuple[ReplicaFigures | None, str]:
+    """One lane's live replicas from its cluster: (figures or None when nothing runs, why the cluster did not say)."""
+    found = replica_figures(lanes=[(application, environment)]).get((application.id, environment.id))
+    return (None, found) if isinstance(found, str) else (found, "")
 
 
 def pod_logs(*, actor: Actor, application_id: int, environment_id: int, pod: str, tail: int) -> str:

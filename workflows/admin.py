@@ -36,7 +36,7 @@ from deployments.admin import ProjectRuleAdmin
 from deployments.models import Project, Revision
 from deployments.permissions import Action
 from deployments.selectors import project_roles
-from deployments.services import revision_live
+from deployments.services import lane_replicas, revision_live
 from paas_site.errors import ApplicationError
 
 from . import audit, services
@@ -189,8 +189,12 @@ class ReleaseAdmin(WorkflowsAdmin):
         live = revision_live(application=release.application, environment=release.environment)
         # The same button rules as the console (workflows.permissions); the services decide again.
         actions = release_actions(request.user, release)
+        replicas, replicas_error = (lane_replicas(application=release.application, environment=release.environment)
+                                    if live else (None, ""))
         return {
             "live": live,
+            "live_replicas": replicas,
+            "live_replicas_error": replicas_error,
             "config_changes": config_changes(live_config(live), release.config),
             "application_changes": release_application_changes(release),
             "approval_list": release.approvals.select_related("approver"),

@@ -3,9 +3,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import CharField, Count, Exists, OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from deployments.models import Application, Revision
 from deployments.permissions import APPROVERS, Action
@@ -13,7 +12,7 @@ from deployments.selectors import project_roles, user_reads_all_projects
 from dns.choices import ADDRESS_TYPES
 from dns.models import Record
 
-from .choices import AuditAction, Decision, ReleaseState
+from .choices import Decision, ReleaseState
 from .models import Approval, AuditEvent, Release
 from .permissions import release_may
 
@@ -82,26 +81,22 @@ class LaneStatus:
 
     revision: Revision | None  # what runs now (None: nothing, or decommissioned)
     version: str  # the version that revision runs ("" when unknown)
-    replicas: int | None  # the last scale, or the revision's replicas
     latest_release: Release | None
     dns_name: str
 
 
 def lane_overview(*, applications: Iterable[Application]) -> dict[tuple[int, int], LaneStatus]:
-    """The lanes of ``applications`` that ever had a release or a revision, in a constant number of queries."""
+    """The lanes of ``applications`` that ever had a release or a revision, in a constant number of queries.
+
+    What runs there in numbers (replicas) is the cluster's to say: ``deployments.services.replica_figures``.
+    """
     ids = [application.id for application in applications]
     same_lane = {"application": OuterRef("application"), "environment": OuterRef("environment")}
     newest_number = Revision.objects.filter(**same_lane).order_by("-number").values("number")[:1]
-    scaled = AuditEvent.objects.filter(
-        action=AuditAction.APPLICATION_SCALED, target_type="deployments.application",
-        target_id=Cast(OuterRef("application_id"), CharField()), created_at__gt=OuterRef("created_at"),
-    ).annotate(scaled_in=KeyTextTransform("environment", "after")).filter(
-        scaled_in=OuterRef("environment__name")
-    ).order_by("-id").annotate(scaled_to=KeyTextTransform("replicas", "after")).values("scaled_to")[:1]
     revisions = {
         (revision.application_id, revision.environment_id): revision
         for revision in Revision.objects.filter(application_id__in=ids, number=Subquery(newest_number))
-        .annotate(scaled_to=Subquery(scaled)).defer("manifests")
+        .defer("manifests")
     }
     # A rollback revision re-applies its source's artifact: the release of either tells the version.
     producers = {revision.source_id or revision.id for revision in revisions.values()}
@@ -123,7 +118,6 @@ def lane_overview(*, applications: Iterable[Application]) -> dict[tuple[int, int
         lanes[key] = LaneStatus(
             revision=live,
             version=versions.get(live.source_id or live.id, "") if live else "",
-            replicas=(int(revision.scaled_to) if revision.scaled_to else revision.replicas) if live else None,
             latest_release=releases.get(key),
             dns_name=names.get(key, "") if live else "",
         )

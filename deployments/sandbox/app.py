@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 from . import openapi
 from . import options as write_options
 from . import resources as r
+from .deletion import propagation_policy
 from .errors import (
     ApiError,
     bad_request,
@@ -310,6 +311,7 @@ class SandboxApp:
         if manager is not None:
             obj, created = self._store.apply(target.resource, target.namespace, target.name, body, manager)
             return _json(obj, 201 if created else 200)
+
         def mutate(current: dict) -> dict:
             return patched(current, body, request.mimetype, schema_of(current))
 
@@ -318,8 +320,8 @@ class SandboxApp:
     def _delete(self, request: Request, target: Target) -> Response:
         if request.get_data():  # kubectl sends DeleteOptions in the body, dryRun included
             write_options.take_delete_options(_decode(request))
-        obj = self._store.delete(target.resource, target.namespace, target.name)
-        if target.resource.returns_deleted_object:
+        obj = self._store.delete(target.resource, target.namespace, target.name, propagation_policy(request))
+        if target.resource.returns_deleted_object or obj["metadata"].get("deletionTimestamp"):
             return _json(obj)
         details = {"name": target.name, "kind": target.resource.plural, "uid": obj["metadata"]["uid"]}
         if target.resource.group:

@@ -17,6 +17,7 @@ import secrets
 from .errors import bad_request
 
 BROKEN_TAG_SUFFIX = "-broken"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
 # The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _DEFAULT_PORT = 8080
@@ -34,37 +35,57 @@ def is_broken_image(image: str) -> bool:
     return tag_start > repository_end and name[tag_start + 1:].endswith(BROKEN_TAG_SUFFIX)
 
 
+def pruned(value: object) -> object:
+    """`value` without null, empty-map and empty-list members, so equal templates compare equal.
+
+    Go clients re-encode templates with `creationTimestamp: null` and empty
+    `resources: {}`; the API server's typed comparison treats them as absent.
+    """
+    if isinstance(value, dict):
+        items = ((key, pruned(item)) for key, item in value.items())
+        return {key: item for key, item in items if item not in (None, {}, [])}
+    if isinstance(value, list):
+        return [pruned(item) for item in value]
+    return value
+
+
+def template_without_hash(template: dict) -> dict:
+    """A pod template as its Deployment states it: pruned, without the `pod-template-hash` label."""
+    result = copy.deepcopy(pruned(template))
+    labels = (result.get("metadata") or {}).get("labels") or {}
+    labels.pop(TEMPLATE_HASH_LABEL, None)
+    return pruned(result)
+
+
 def template_hash(template: dict) -> str:
     """A stable 10-character `pod-template-hash` for a pod template."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    canonical = json.dumps(template_without_hash(template), sort_keys=True).encode()
+    digest = hashlib.sha256(canonical).digest()
     return "".join(_NAME_ALPHABET[byte % len(_NAME_ALPHABET)] for byte in digest[:10])
 
 
-def pod_template_hash(pod: dict) -> str | None:
-    return (pod["metadata"].get("labels") or {}).get("pod-template-hash")
+def controller_of(obj: dict) -> dict | None:
+    """The ownerReference with `controller: true`, if any."""
+    return next((o for o in obj["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
 
 
-def new_pod(deployment: dict, pod_template_hash: str) -> dict:
-    """A pod for the deployment's current template, owned by the deployment.
+def owner_reference(owner: dict) -> dict:
+    """A controller ownerReference to `owner`, as the Deployment and ReplicaSet controllers set it."""
+    metadata = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": metadata["name"],
+            "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True}
 
-    Real pods are owned by a ReplicaSet; the sandbox has no ReplicaSets, so the
-    owner reference points at the Deployment (deleting it deletes its pods).
-    """
-    metadata = deployment["metadata"]
-    template = deployment["spec"]["template"]
+
+def new_pod(replica_set: dict) -> dict:
+    """A pod for the ReplicaSet's template, owned by the ReplicaSet (whose template carries the hash label)."""
+    metadata = replica_set["metadata"]
+    template = replica_set["spec"]["template"]
     template_metadata = template.get("metadata") or {}
     suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
     pod_metadata = {
-        "name": f"{metadata['name']}-{pod_template_hash}-{suffix}",
-        "labels": {**(template_metadata.get("labels") or {}), "pod-template-hash": pod_template_hash},
-        "ownerReferences": [{
-            "apiVersion": deployment["apiVersion"],
-            "kind": deployment["kind"],
-            "name": metadata["name"],
-            "uid": metadata["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }],
+        "name": f"{metadata['name']}-{suffix}",
+        "labels": dict(template_metadata.get("labels") or {}),
+        "ownerReferences": [owner_reference(replica_set)],
     }
     if template_metadata.get("annotations"):
         pod_metadata["annotations"] = dict(template_metadata["annotations"])

@@ -68,6 +68,12 @@ INGRESSES = ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", name
                          tracks_generation=True, subresources=("status",))
 NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", namespaced=True,
                                short_names=("netpol",), has_status=False, tracks_generation=True)
+REPLICASETS = ResourceType("apps", "v1", "replicasets", "ReplicaSet", namespaced=True, short_names=("rs",),
+                           tracks_generation=True, subresources=("scale", "status"))
+EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=("ev",), has_status=False)
+# The same events in their newer shape (`regarding`, `note`, `eventTime`); the recorder writes both.
+EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event", namespaced=True, short_names=("ev",),
+                         has_status=False)
 SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short_names=("sa",),
                                has_status=False)
 PERSISTENTVOLUMECLAIMS = ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", namespaced=True,
@@ -82,6 +88,7 @@ HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "horizontalpodautos
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RESOURCEQUOTAS,
     DEPLOYMENTS, INGRESSES, NETWORKPOLICIES, HORIZONTALPODAUTOSCALERS,
+    REPLICASETS, EVENTS, EVENTS_V1,
     SERVICEACCOUNTS, PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, JOBS,
 )
 

@@ -1,4 +1,4 @@
-"""The `deployments/{name}/scale` subresource: an autoscaling/v1 Scale view of a Deployment."""
+"""The `{deployments,replicasets}/{name}/scale` subresource: an autoscaling/v1 Scale view of the object."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def rescaled(deployment: dict, scale: dict) -> dict:
     """The Deployment with the Scale's replicas; the Scale's resourceVersion, if any, is a precondition."""
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        raise invalid(r.DEPLOYMENTS, deployment["metadata"]["name"], [
+        resource = r.REPLICASETS if deployment["kind"] == r.REPLICASETS.kind else r.DEPLOYMENTS
+        raise invalid(resource, deployment["metadata"]["name"], [
             {"field": "spec.replicas", "message": f"Invalid value: {replicas}: must be greater than or equal to 0"}])
     deployment["spec"]["replicas"] = replicas
     expected = (scale.get("metadata") or {}).get("resourceVersion")

@@ -12,7 +12,7 @@ import yaml
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import SandboxApp
-from .controller import RolloutController
+from .controller import DEFAULT_TIME_SCALE, ControllerManager, Timing
 from .faults import FaultInjector
 from .store import Store
 from .tls import generate as generate_certificates
@@ -23,10 +23,12 @@ class SandboxCluster:
     """A Kubernetes API emulator listening on `host:port` (0 picks a free port).
 
     The socket is bound in the constructor, so `url` is known (and connections
-    are queued) before `start()`. `rollout_delay` is how long simulated pods
-    take to become ready; `progress_deadline_cap` bounds every Deployment's
-    `progressDeadlineSeconds` so failed rollouts show up quickly. With a
-    `token`, Kubernetes API requests must send `Authorization: Bearer <token>`.
+    are queued) before `start()`. Sandbox time (see `controller`):
+    `rollout_delay` is how many seconds a simulated pod takes to run, and
+    `time_scale` how many seconds each Kubernetes second in a spec lasts
+    (`progressDeadlineSeconds`, `minReadySeconds`, the HPA's stabilisation
+    window). With a `token`, Kubernetes API requests must send
+    `Authorization: Bearer <token>`.
 
     With `tls` it serves HTTPS under a CA generated now (`ca_pem`; see `tls`),
     as kubectl needs for a token; the command-line entry points default to it,
@@ -36,12 +38,12 @@ class SandboxCluster:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rollout_delay: float = 0.2,
-                 token: str | None = None, progress_deadline_cap: float = 2.0, *, tls: bool = False,
+                 token: str | None = None, time_scale: float = DEFAULT_TIME_SCALE, *, tls: bool = False,
                  history: int = 1000, bookmark_interval: float = 5.0) -> None:
         self.store = Store(history=history)
         self.faults = FaultInjector()
         self.token = token
-        self._controller = RolloutController(self.store, rollout_delay, progress_deadline_cap)
+        self._controller = ControllerManager(self.store, Timing(rollout_delay, time_scale))
         self.app = SandboxApp(self.store, self.faults, token, bookmark_interval=bookmark_interval)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self.ca_pem: str | None = None

@@ -6,29 +6,43 @@ left alone by writes that change nothing), `uid` and `creationTimestamp`,
 `generation` counting spec changes, optimistic concurrency on
 `metadata.resourceVersion`, namespaces that must exist before objects are
 created in them, and cascading deletion through `ownerReferences` and
-namespaces (immediate: there is no Terminating phase).
+namespaces (immediate: there is no Terminating phase), and ResourceQuota
+admission on every create (see `quota`).
+
+Deletion follows `propagationPolicy` as the garbage collector does: `Background`
+(the default) removes the object and then, at once rather than eventually,
+what it owns; `Orphan` removes the object and strips its ownerReference from
+its dependents; `Foreground` marks the object (`deletionTimestamp` and the
+`foregroundDeletion` finalizer) and `collect_garbage` removes its dependents,
+then it. An object with other finalizers stays, marked, until they are removed.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from . import fieldmanager, options
+from . import fieldmanager, options, quota
 from . import resources as r
 from .admission import apply_defaults, check_identity, initial_status, validate
 from .errors import already_exists, bad_request, conflict, not_found
 from .events import History, rewind
 from .resources import RESOURCE_TYPES, ResourceType
 
+logger = logging.getLogger(__name__)
+
 Mutation = Callable[[dict], dict]
 # Metadata the server owns: whatever a client sends for these is ignored on update.
-_SERVER_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation")
+_SERVER_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
+                    "deletionGracePeriodSeconds")
+PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
+FOREGROUND_FINALIZER = "foregroundDeletion"
 _DEFAULT_NAMESPACES = ("default", "kube-system")
 
 
@@ -144,14 +158,81 @@ class Store:
             applied = fieldmanager.apply(current, config, manager, force=force, now=timestamp())
             return self._commit(resource, current, applied, track=False), False
 
-    def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict:
-        """Remove an object and, like the garbage collector, everything it owns; returns it."""
+    def delete(self, resource: ResourceType, namespace: str | None, name: str,
+               propagation: str = "Background") -> dict:
+        """Delete an object and its dependents by `propagation` (see the module docstring); returns it.
+
+        The object returned carries a `deletionTimestamp` when it is not gone yet.
+        """
         with self._lock:
             obj = self._lookup(resource, namespace, name)
             if options.current().dry_run:
                 return copy.deepcopy(obj)
+            if obj["metadata"].get("deletionTimestamp"):
+                return copy.deepcopy(obj)
+            dependents = self._dependents(resource, obj)
+            if propagation == "Orphan" and resource is not r.NAMESPACES:
+                for dependent_resource, dependent in dependents:
+                    self._commit(dependent_resource, dependent, _disowned(dependent, obj["metadata"]["uid"]))
+            finalizers = list(obj["metadata"].get("finalizers") or [])
+            if propagation == "Foreground" and dependents and resource is not r.NAMESPACES:
+                finalizers.append(FOREGROUND_FINALIZER)
+            if finalizers:
+                marked = copy.deepcopy(obj)
+                marked["metadata"].update(deletionTimestamp=timestamp(), deletionGracePeriodSeconds=0,
+                                          finalizers=finalizers)
+                return self._commit(resource, obj, marked, marking=True)
             self._remove(resource, obj)
             return copy.deepcopy(obj)
+
+    def each(self, resource: ResourceType, reconcile: Callable[[dict], None]) -> set[str]:
+        """Call `reconcile` with the current copy of every `resource` object, each under the lock; returns their uids.
+
+        For the controllers: one object's reconcile is atomic to API requests, an
+        object deleted since the listing is skipped, and one whose reconcile fails
+        is logged and does not hold up the others.
+        """
+        with self._lock:
+            keys = list(self._objects[resource])
+        uids = set()
+        for key in keys:
+            with self._lock:
+                current = self._objects[resource].get(key)
+                if current is not None:
+                    uids.add(current["metadata"]["uid"])
+                    try:
+                        reconcile(copy.deepcopy(current))
+                    except Exception:  # keep simulating: one bad object must not stop every controller
+                        logger.exception("sandbox: reconciling %s %s/%s failed", resource.kind, *key)
+        return uids
+
+    def set_status(self, resource: ResourceType, obj: dict, status: dict) -> dict:
+        """Write `status` through the status subresource of `obj`, unless it has that status already."""
+        if obj.get("status") == status:
+            return obj
+        metadata = obj["metadata"]
+        return self.update(resource, metadata.get("namespace"), metadata["name"],
+                           lambda current: {**current, "status": status}, status_only=True)
+
+    def collect_garbage(self) -> None:
+        """One pass of the garbage collector over objects deleted in the foreground."""
+        with self._lock:
+            for resource, table in self._objects.items():
+                for obj in list(table.values()):
+                    if FOREGROUND_FINALIZER in (obj["metadata"].get("finalizers") or []):
+                        self._collect(resource, obj)
+
+    def _collect(self, resource: ResourceType, obj: dict) -> None:
+        dependents = self._dependents(resource, obj)
+        for dependent_resource, dependent in dependents:
+            if not dependent["metadata"].get("deletionTimestamp"):
+                metadata = dependent["metadata"]
+                self.delete(dependent_resource, metadata.get("namespace"), metadata["name"], "Foreground")
+        if not dependents:
+            done = copy.deepcopy(obj)
+            done["metadata"]["finalizers"] = [
+                f for f in obj["metadata"]["finalizers"] if f != FOREGROUND_FINALIZER]
+            self._commit(resource, obj, done)
 
     # Internal helpers: callers hold the lock.
 
@@ -185,6 +266,8 @@ class Store:
         key = (namespace or "", metadata["name"])
         if key in self._objects[resource]:
             raise already_exists(resource, metadata["name"])
+        if namespace is not None:
+            self._admit_quota(resource, namespace, obj)
         request = options.current()
         if track and request.manager:
             fieldmanager.record_update(None, obj, request.manager, metadata["creationTimestamp"])
@@ -195,9 +278,27 @@ class Store:
         self.history.record(self._resource_version, "ADDED", resource, key, obj, None)
         return copy.deepcopy(obj)
 
+    def _admit_quota(self, resource: ResourceType, namespace: str, obj: dict) -> None:
+        quotas = [q for (ns, _), q in self._objects[r.RESOURCEQUOTAS].items() if ns == namespace]
+        if quotas:
+            quota.admit(resource, obj, quotas, self._in_namespace(namespace))
+
+    def _in_namespace(self, namespace: str) -> list[tuple[ResourceType, dict]]:
+        return [(resource, obj) for resource, table in self._objects.items()
+                for (ns, _), obj in table.items() if ns == namespace]
+
+    def namespace_contents(self, namespace: str) -> list[tuple[ResourceType, dict]]:
+        """Every object in `namespace` (copies), for the controllers' quota accounting."""
+        with self._lock:
+            return [(resource, copy.deepcopy(obj)) for resource, obj in self._in_namespace(namespace)]
+
     def _commit(self, resource: ResourceType, current: dict, desired: dict, *, status_only: bool = False,
-                track: bool = True) -> dict:
-        """Store `desired` in place of `current` unless that changes nothing (see `update`)."""
+                track: bool = True, marking: bool = False) -> dict:
+        """Store `desired` in place of `current` unless that changes nothing (see `update`).
+
+        Once an object is marked for deletion (`marking` does that), its last
+        finalizer's removal removes it.
+        """
         metadata = current["metadata"]
         check_identity(resource, desired, metadata["name"], metadata.get("namespace"))
         expected = (desired.get("metadata") or {}).get("resourceVersion")
@@ -215,6 +316,9 @@ class Store:
             sent = (desired.get("metadata") or {}).get("managedFields", metadata.get("managedFields"))
             if track and request.manager and sent == metadata.get("managedFields"):
                 fieldmanager.record_update(current, new, request.manager, timestamp(), request.subresource)
+        if marking:
+            new["metadata"].update({key: desired["metadata"][key] for key in
+                                    ("deletionTimestamp", "deletionGracePeriodSeconds", "finalizers")})
         if _canonical(new) == _canonical(current):
             return copy.deepcopy(current)
         if resource.tracks_generation and _canonical(new.get("spec")) != _canonical(current.get("spec")):
@@ -225,6 +329,8 @@ class Store:
         key = (metadata.get("namespace") or "", metadata["name"])
         self._objects[resource][key] = new
         self.history.record(self._resource_version, "MODIFIED", resource, key, new, current)
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            self._remove(resource, new)
         return copy.deepcopy(new)
 
     @staticmethod
@@ -264,3 +370,14 @@ class Store:
                 if in_namespace or any(owner.get("uid") == uid for owner in owners):
                     found.append((other_resource, other))
         return found
+
+
+def _disowned(obj: dict, owner_uid: str) -> dict:
+    """`obj` without its ownerReference to `owner_uid` (an orphaned dependent)."""
+    result = copy.deepcopy(obj)
+    owners = [owner for owner in result["metadata"].get("ownerReferences") or [] if owner.get("uid") != owner_uid]
+    if owners:
+        result["metadata"]["ownerReferences"] = owners
+    else:
+        result["metadata"].pop("ownerReferences", None)
+    return result

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +18,7 @@ from deployments.manifests import ReleaseConfig
 from deployments.models import Revision
 from dns.models import Record, Zone
 from tests.billing.factories import PriceBookFactory, UsageSampleFactory
+from tests.conftest import SANDBOX_TOKEN
 from tests.deployments.factories import (
     ApplicationFactory,
     EnvironmentFactory,
@@ -25,6 +27,7 @@ from tests.deployments.factories import (
     UserFactory,
     deploy_spec,
 )
+from tests.deployments.test_sandbox import wait_for
 from tests.workflows.factories import PINNED, file_release
 from workflows import services
 from workflows.choices import ReleaseState, StepStatus
@@ -96,17 +99,12 @@ def test_sign_in_and_out(client, developer):
 
 # -- the dashboard ----------------------------------------------------------------------
 def test_dashboard_shows_each_application_per_environment(client, developer, app, prod):
-    # given: 1.0 ran, 1.1 replaced it and was scaled to 5; DNS publishes its name; 1.2 waits for approval
+    # given: 1.0 ran, 1.1 replaced it; DNS publishes its name; 1.2 waits for approval; the cluster is unreachable
     first = succeeded_release(app, prod, "1.0", 1)
     succeeded_release(app, prod, "1.1", 2, replaced=first.revision)
     zone = Zone.objects.create(name="apps.example.test.")
     Record.objects.create(zone=zone, name="api.shop.prod.apps.example.test.", type="A", content="10.0.0.1", ttl=60,
                           application=app, environment=prod)
-    from django.db import transaction
-
-    from workflows import audit
-    with transaction.atomic():
-        audit.application_scaled(actor=developer, application=app, environment=prod, before=2, after=5)
     waiting = file_release(actor=developer, application=app, environment=prod, version="1.2")
     client.force_login(developer)
 
@@ -114,7 +112,8 @@ def test_dashboard_shows_each_application_per_environment(client, developer, app
 
     row = re.search(r'<th scope="row">prod</th>(.*?)</tr>', html, re.S).group(1)
     assert "1.1" in row and "revision #2" in row
-    assert "<td>5</td>" in row  # the last scale, not the deployed 2
+    # replicas are the cluster's to tell, not the revision's 2: this one did not answer
+    assert re.search(r'<td><span class="muted" title="[^"]+">cluster unreachable</span></td>', row)
     assert f"#{waiting.id} 1.2" in row and "requested" in row
     assert "api.shop.prod.apps.example.test" in row
 
@@ -440,6 +439,46 @@ def test_scaling_from_the_console(client, developer, approver, running):
     assert deployments.cluster_client(env.cluster).read("Deployment", "web", "shop-dev")["spec"]["replicas"] == 3
 
 
+def test_the_console_shows_the_replicas_the_autoscaler_set(client, developer, project, sandbox, sandbox_cluster):
+    # given an autoscaled application (1 to 3 replicas at 50 % CPU), deployed with one replica
+    env = EnvironmentFactory(name="dev", cluster=sandbox_cluster, rollout_deadline_seconds=5, required_approvals=0)
+    app = ApplicationFactory(project=project, name="web", replicas=1, autoscaling_min=1, autoscaling_max=3,
+                             autoscaling_target_cpu=50)
+    revision = deployments.deployment_apply(application_id=app.id, environment_id=env.id, image=PINNED.format(version="1"),
+                                           config=ReleaseConfig(env={}, files={}), release="1",
+                                           spec=deploy_spec(app, env))
+    deployments.deployment_verify(revision_id=revision.id, poll_interval=0.05)
+    client.force_login(developer)
+    assert re.search(r'<span class="replicas">1 replica \(1 ready; the autoscaler wants 1\)',
+                     client.get(reverse("console:application-detail", args=[app.id])).content.decode())
+
+    # when its pods run at 100 % CPU (the sandbox's simulated metric) and the HPA scales it to its maximum
+    deployment = deployments.cluster_client(env.cluster).read("Deployment", "web", "shop-dev")
+    annotated = {"metadata": {"annotations": {"sandbox.slipway.dev/cpu-utilization": "100"}}}
+    response = requests.patch(f"{sandbox.url}/apis/apps/v1/namespaces/shop-dev/deployments/web", json=annotated,
+                              headers={"Authorization": f"Bearer {SANDBOX_TOKEN}",
+                                       "Content-Type": "application/merge-patch+json"}, timeout=5)
+    assert response.status_code == 200 and deployment["spec"]["replicas"] == 1
+    wait_for(lambda: deployments.cluster_client(env.cluster).read("HorizontalPodAutoscaler", "web", "shop-dev")
+             .get("status", {}).get("currentReplicas") == 3 and deployments.cluster_client(env.cluster).rollout_status(
+                 "shop-dev", "web").done, timeout=10)
+
+    # then the console shows the cluster's 3, not the application's 1
+    detail = client.get(reverse("console:application-detail", args=[app.id])).content.decode()
+    assert re.search(r'<span class="replicas">3 replicas \(3 ready; the autoscaler wants 3\)', detail)
+    assert 'name="replicas" min="0" max="100" value="3"' in detail
+    dashboard = client.get(reverse("console:dashboard")).content.decode()
+    row = re.search(r'<th scope="row">dev</th>(.*?)</tr>', dashboard, re.S).group(1)
+    assert '<span class="replicas">3 <span class="muted">(autoscaled)</span></span>' in row
+    # and so does the approvers' review of the next release, under "Running now"
+    env.required_approvals = 1
+    env.save()
+    waiting = file_release(actor=developer, application=app, environment=env, version="2")
+    review = client.get(reverse("console:release-detail", args=[waiting.id])).content.decode()
+    replicas_row = re.search(r'<th scope="row">Replicas</th><td>(.*?)</td>', review, re.S).group(1)
+    assert replicas_row == '<span class="replicas">3 <span class="muted">(autoscaled)</span></span>'
+
+
 def test_an_unreachable_cluster_is_reported_on_the_page_not_a_500(client, developer, running):
     app, env = running
     env.cluster.api_server = "http://127.0.0.1:9"
@@ -448,7 +487,9 @@ def test_an_unreachable_cluster_is_reported_on_the_page_not_a_500(client, develo
 
     response = client.get(reverse("console:application-detail", args=[app.id]))
 
-    assert response.status_code == 200 and "The cluster did not answer" in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 200 and "The cluster did not answer" in html
+    assert "replicas unknown: the cluster did not answer" in html
 
 
 # -- costs ------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ def test_rollout_status_returns_when_the_rollout_is_done(kubectl):
 
 def test_rollout_status_reports_a_deadline_exceeded_rollout(kubectl):
     kubectl("create", "deployment", "web", "--image=registry.example/web:1-broken")
+    # the default 600 s deadline is 600 s (times the sandbox's time scale), as on a cluster: ask for a short one
+    kubectl("patch", "deployment/web", "-p", '{"spec": {"progressDeadlineSeconds": 2}}')
 
     done = kubectl("rollout", "status", "deployment/web", "--timeout=30s", check=False)
 

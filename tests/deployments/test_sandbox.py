@@ -155,7 +155,8 @@ def test_version_and_discovery_parse_with_the_official_models(api_client: client
     assert client.CoreApi(api_client).get_api_versions().versions == ["v1"]
     groups = {g.name: g.preferred_version.group_version for g in client.ApisApi(api_client).get_api_versions().groups}
     assert groups == {"apps": "apps/v1", "networking.k8s.io": "networking.k8s.io/v1",
-                      "autoscaling": "autoscaling/v2", "policy": "policy/v1", "batch": "batch/v1"}
+                      "autoscaling": "autoscaling/v2", "policy": "policy/v1", "batch": "batch/v1",
+                      "events.k8s.io": "events.k8s.io/v1"}
     apps_resources = {r.name: r for r in client.AppsV1Api(api_client).get_api_resources().resources}
     assert apps_resources["deployments"].namespaced
     assert apps_resources["deployments/scale"].kind == "Scale"
@@ -398,8 +399,11 @@ def test_rollout_is_in_progress_then_complete_and_replaces_old_pods(
     assert len(first_pods) == 3
     pod = first_pods[0]
     assert pod.status.phase == "Running" and pod.status.container_statuses[0].ready
-    assert pod.metadata.owner_references[0].uid == dep.metadata.uid
-    assert pod.metadata.name.startswith(f"web-{pod.metadata.labels['pod-template-hash']}-")
+    # pods are owned by the ReplicaSet `web-<pod-template-hash>`, which the Deployment owns
+    replica_set = apps.read_namespaced_replica_set(pod.metadata.owner_references[0].name, namespace)
+    assert replica_set.metadata.owner_references[0].uid == dep.metadata.uid
+    assert replica_set.metadata.name == f"web-{pod.metadata.labels['pod-template-hash']}"
+    assert pod.metadata.name.startswith(f"{replica_set.metadata.name}-")
 
     apply(apps, namespace, deployment("web", image="registry.example/shop/web:2.0", replicas=3))
     assert rollout_state(apps, namespace, "web") == "progressing"
@@ -424,12 +428,13 @@ def test_broken_image_fails_the_rollout_and_keeps_old_pods_serving(
     status = apps.read_namespaced_deployment_status("web", namespace).status
     progressing = next(c for c in status.conditions if c.type == "Progressing")
     assert (progressing.status, progressing.reason) == ("False", "ProgressDeadlineExceeded")
-    assert (status.available_replicas, status.updated_replicas, status.replicas) == (2, 2, 4)
+    # maxSurge 25% of 2 rounds up to 1 new pod, maxUnavailable 25% rounds down to 0: no old pod may go
+    assert (status.available_replicas, status.updated_replicas, status.replicas) == (2, 1, 3)
 
     pods = pods_of(core, namespace, "web")
     broken = [p for p in pods if p.spec.containers[0].image == broken_image]
     healthy = [p for p in pods if p.spec.containers[0].image == IMAGE]
-    assert len(broken) == 2 and len(healthy) == 2
+    assert len(broken) == 1 and len(healthy) == 2
     assert all(p.status.container_statuses[0].ready for p in healthy)
     container = broken[0].status.container_statuses[0]
     assert not container.ready and container.restart_count >= 1

@@ -7,6 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from deployments import services as deployments
+from deployments.kube import ReplicaFigures
 from deployments.models import Application, Environment
 from deployments.permissions import application_actions
 from deployments.selectors import application_list
@@ -28,14 +29,24 @@ def visible_application(request: HttpRequest, application_id: int) -> Applicatio
 
 
 def lanes_by_application(applications: list[Application], environments: list[Environment]) -> list[dict]:
-    """Per application, one row per environment: what runs there and the latest release."""
+    """Per application, one row per environment: what runs there, its replicas as the cluster says, the latest release.
+
+    ``replicas`` is the cluster's ``ReplicaFigures`` (None when nothing runs);
+    ``replicas_error`` why the cluster did not say.
+    """
     lanes = lane_overview(applications=applications)
-    return [
-        {"application": application,
-         "lanes": [{"environment": environment, "status": lanes.get((application.id, environment.id))}
-                   for environment in environments]}
-        for application in applications
-    ]
+    running = [(application, environment) for application in applications for environment in environments
+               if (status := lanes.get((application.id, environment.id))) and status.revision]
+    figures = deployments.replica_figures(lanes=running)
+
+    def lane(application: Application, environment: Environment) -> dict:
+        live = figures.get((application.id, environment.id))
+        return {"environment": environment, "status": lanes.get((application.id, environment.id)),
+                "replicas": live if isinstance(live, ReplicaFigures) else None,
+                "replicas_error": live if isinstance(live, str) else ""}
+
+    return [{"application": application, "lanes": [lane(application, environment) for environment in environments]}
+            for application in applications]
 
 
 @login_required
@@ -45,7 +56,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if project is not None:
         applications = applications.filter(project=project)
     page_obj = paginate(request, applications, APPLICATIONS_PER_PAGE)
-    environments = list(Environment.objects.order_by("rank", "name"))
+    environments = list(Environment.objects.select_related("cluster").order_by("rank", "name"))
     return page(request, "console/dashboard.html", {
         "page_obj": page_obj, "environments": environments,
         "rows": lanes_by_application(list(page_obj.object_list), environments),
@@ -60,8 +71,8 @@ def application_detail(request: HttpRequest, application_id: int) -> HttpRespons
     abilities = application_actions(request.user, application)
     for row in rows:
         if row["status"] and row["status"].revision:
-            row["scale_form"] = ScaleForm(initial={"environment": row["environment"].name,
-                                                   "replicas": row["status"].replicas})
+            replicas = row["replicas"].desired if row["replicas"] else row["status"].revision.replicas
+            row["scale_form"] = ScaleForm(initial={"environment": row["environment"].name, "replicas": replicas})
             if abilities["can_list_pods"]:
                 row["pods"], row["pods_error"] = pods_of(request, application, row["environment"])
     releases = release_list(user=request.user).filter(application=application)[:10]

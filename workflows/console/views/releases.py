@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from deployments.models import Application
 from deployments.permissions import Action, projects_where
 from deployments.selectors import application_list
-from deployments.services import revision_live
+from deployments.services import lane_replicas, revision_live
 from paas_site.errors import ApplicationError
 
 from ... import services
@@ -118,8 +118,11 @@ def timeline_context(request: HttpRequest, release: Release) -> dict[str, Any]:
 def review_context(release: Release) -> dict[str, Any]:
     """What a release changes against what runs now (image, replicas, config, cost): the approvers' view."""
     live = revision_live(application=release.application, environment=release.environment)
+    replicas, replicas_error = (lane_replicas(application=release.application, environment=release.environment)
+                                if live else (None, ""))
     return {"release": release, "live": live, "config_changes": config_changes(live_config(live), release.config),
-            "spec": release.spec, "live_spec": live.spec if live else None}
+            "spec": release.spec, "live_spec": live.spec if live else None,
+            "live_replicas": replicas, "live_replicas_error": replicas_error}
 
 
 @login_required
