@@ -9,8 +9,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote_plus, urlsplit
 
 import requests
@@ -24,6 +25,9 @@ TIMEOUT = 10
 # Vendor error codes that mean "too many messages, try later" (the rest of a non-zero code is final):
 # DingTalk 130101 "send too fast", WeCom 45009 "api freq out of limit", Feishu 11232 "frequency limited".
 RATE_LIMITED = {ChannelKind.DINGTALK: {130101}, ChannelKind.WECOM: {45009}, ChannelKind.FEISHU: {11232}}
+# A chat user id as the vendors issue them (Slack U…, DingTalk userId, WeCom userid, Feishu ou_…): users type
+# theirs, and it is written into the message raw, so nothing else may pass (no <, >, quotes, brackets, spaces).
+CHAT_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,9 @@ def _markdown(message: ChatMessage, kind: str, mention: str) -> str:
 
 
 def chat_request(kind: str, url: str, secret: str, message: ChatMessage, now: float | None = None) -> ChatRequest:
-    """The request a vendor's robot expects for ``message``."""
+    """The request a vendor's robot expects for ``message`` (a mention whose id is not a ``CHAT_ID`` is left out)."""
     now = time.time() if now is None else now
+    message = replace(message, mentions=[id for id in message.mentions if CHAT_ID.fullmatch(id)])
     if kind == ChannelKind.SLACK:
         # Slack incoming webhooks: JSON with ``text`` (the fallback) and ``blocks``; mentions are <@U…>
         # (api.slack.com/messaging/webhooks, "Formatting text": mrkdwn links are <url|label>).

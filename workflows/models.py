@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,7 +22,7 @@ from deployments.specs import DeploySpec, canonical_sha256
 from paas_site import outbound
 from paas_site.crypto import EncryptedTextField
 
-from . import chain
+from . import chain, chat
 from .choices import (
     IN_FLIGHT,
     SIGNED_CHANNELS,
@@ -558,16 +558,20 @@ class NotificationChannel(models.Model):
             raise ValidationError(problems)
 
 
+CHAT_ID_VALID = RegexValidator(rf"\A{chat.CHAT_ID.pattern}\Z", "must be a chat user id: letters, digits and . _ - @ only.")
+
+
 class NotificationProfile(models.Model):
     """A user's notification preferences: per event kind, the media that reach them; and their chat ids,
     by which the project's chat robots mention them."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_profile")
     preferences = models.JSONField(default=dict, blank=True, help_text="{event: [media]}; a missing event: the default.")
-    slack_id = models.CharField(max_length=64, blank=True, help_text="Slack member ID (U…).")
-    dingtalk_id = models.CharField(max_length=64, blank=True, help_text="DingTalk userId.")
-    wecom_id = models.CharField(max_length=64, blank=True, help_text="WeCom userid.")
-    feishu_id = models.CharField(max_length=64, blank=True, help_text="Feishu / Lark open_id (ou_…).")
+    slack_id = models.CharField(max_length=64, blank=True, validators=[CHAT_ID_VALID], help_text="Slack member ID (U…).")
+    dingtalk_id = models.CharField(max_length=64, blank=True, validators=[CHAT_ID_VALID], help_text="DingTalk userId.")
+    wecom_id = models.CharField(max_length=64, blank=True, validators=[CHAT_ID_VALID], help_text="WeCom userid.")
+    feishu_id = models.CharField(max_length=64, blank=True, validators=[CHAT_ID_VALID],
+                                 help_text="Feishu / Lark open_id (ou_…).")
 
     def __str__(self) -> str:
         return f"notification preferences of {self.user}"

@@ -122,6 +122,8 @@ def test_everyone_sets_their_own_preferences(api, developer):
     ({"preferences": {"failed": ["pager"]}}, "preferences"),
     ({"preferences": {"failed": "email"}}, "preferences"),
     ({"slack_id": "U" * 65}, "slack_id"),
+    ({"slack_id": "U1> <!channel> <https://evil.example|Approve here"}, "slack_id"),
+    ({"feishu_id": 'ou_1"></at><at user_id="all'}, "feishu_id"),
 ])
 def test_bad_preferences_are_a_400_naming_the_field(api, developer, body, field):
     response = api.as_user(developer).put("/api/v1/notifications/preferences/", body, format="json")

@@ -285,7 +285,10 @@ HOSTILE = "<!channel> <@U0EVIL> <at user_id=\"all\"></at> [win](http://evil.exam
 def test_what_users_write_cannot_mention_or_link_in_chat(chat_robot, kind):
     robot = chat_robot(kind)
     hostile = chat.ChatMessage(subject="Rejected: release #1", lines=[f"Rejected by mallory: {HOSTILE}"],
-                               links=[("Open the release", "http://testserver/releases/1/")])
+                               links=[("Open the release", "http://testserver/releases/1/")],
+                               # chat ids stored before they were validated, written to mention everyone
+                               mentions=["U1> <!channel> <https://evil.example|Approve here",
+                                         'ou_1"></at><at user_id="all', "U0GOOD"])
 
     chat.chat_send(kind, robot.webhook_url, "", hostile)
 
@@ -294,7 +297,8 @@ def test_what_users_write_cannot_mention_or_link_in_chat(chat_robot, kind):
     active += [] if kind == "slack" else ["[win](http://evil.example)"]  # Slack links only as <url|text>
     for markup in active:
         assert markup not in body
-    assert "mallory" in body and "http://testserver/releases/1/" in body
+    assert "mallory" in body and "http://testserver/releases/1/" in body and "U0GOOD" in body
+    assert "evil.example|" not in body
 
 
 def test_the_html_email_escapes_what_users_write(project, prod, team, smtp_server,
