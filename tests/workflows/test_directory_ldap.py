@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from django.utils import timezone
+from django_auth_ldap.config import LDAPSearch
 
 from deployments.models import ProjectMembership
 from paas_site.signin_config import authentication_backends, ldap_settings
@@ -193,6 +194,25 @@ def test_a_directory_that_cannot_be_reached_changes_nothing(ldap_signin, mapping
     assert api.get("/api/v1/auth/tokens/", **header).status_code == 200
     alice.refresh_from_db()
     assert alice.is_active and ApiToken.objects.filter(user=alice).exists()
+    assert not AuditEvent.objects.filter(action="signin.account_disabled").exists()
+
+
+@pytest.mark.parametrize("search", ["AUTH_LDAP_USER_SEARCH", "AUTH_LDAP_GROUP_SEARCH"])
+def test_a_directory_search_that_fails_changes_nothing(ldap_signin, mapping, settings, search):
+    # given: alice's token, due for a re-check
+    api = Client()
+    issued = api.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD},
+                      content_type="application/json")
+    header = {"HTTP_AUTHORIZATION": f"Token {issued.json()['token']}"}
+    alice = User.objects.get(username="alice")
+    DirectoryAccount.objects.filter(user=alice).update(checked_at=timezone.now() - timedelta(days=1))
+    # when: the directory answers the bind but fails the search (slapd: noSuchObject for a base that is gone)
+    current = getattr(settings, search)
+    setattr(settings, search, LDAPSearch(f"ou=gone,{current.base_dn}", current.scope, current.filterstr))
+    # then: that is no answer about alice: she, her token and her roles stay
+    assert api.get("/api/v1/auth/tokens/", **header).status_code == 200
+    alice.refresh_from_db()
+    assert alice.is_active and ApiToken.objects.filter(user=alice).exists() and alice.memberships.exists()
     assert not AuditEvent.objects.filter(action="signin.account_disabled").exists()
 
 

@@ -45,6 +45,11 @@ class DirectoryLDAPBackend(LDAPBackend):
         ldap_user = _LDAPUser(self, username=username)
         try:
             ldap_user.connection.whoami_s()  # binds as the service account: raises if the directory is unreachable
+            # The searches run here first, where an error (a timeout, a base gone) is the directory failing:
+            # django-auth-ldap swallows it and answers "no such user", which would disable the account.
+            if not self.settings.USER_SEARCH.execute(ldap_user.connection, {"user": username}):
+                return None
+            ldap_user.group_names  # noqa: B018 (loads and caches the groups)
         except ldap.LDAPError as exc:
             raise DirectoryUnreachable(type(exc).__name__) from None
         return self._mapped(ldap_user.populate_user(), ldap_user)
