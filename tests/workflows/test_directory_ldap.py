@@ -172,6 +172,26 @@ def test_local_sign_in_can_be_turned_off(ldap_signin, mapping, settings):
     assert signed_in(sign_in("alice")[1])
 
 
+def test_tokens_work_only_while_their_accounts_sign_in_method_is_on(ldap_signin, mapping, settings, maintainer):
+    # given: a local account's token and a directory account's
+    tokens = Client()
+    local = tokens.post("/api/v1/auth/token/", {"username": maintainer.username, "password": LOCAL_PASSWORD},
+                        content_type="application/json").json()["token"]
+    directory = tokens.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD},
+                            content_type="application/json").json()["token"]
+    # when: local accounts are turned off
+    settings.SLIPWAY_LOCAL_LOGIN = False
+    settings.AUTHENTICATION_BACKENDS = authentication_backends(local=False, ldap=True, oidc=False)
+    # then: the local account's token stops working, the directory account's goes on
+    assert Client().get("/api/v1/auth/tokens/", HTTP_AUTHORIZATION=f"Token {local}").status_code == 401
+    assert Client().get("/api/v1/auth/tokens/", HTTP_AUTHORIZATION=f"Token {directory}").status_code == 200
+    # and when the directory is turned off instead, the other way round
+    settings.SLIPWAY_LOCAL_LOGIN, settings.SLIPWAY_LDAP_ENABLED = True, False
+    settings.AUTHENTICATION_BACKENDS = authentication_backends(local=True, ldap=False, oidc=False)
+    assert Client().get("/api/v1/auth/tokens/", HTTP_AUTHORIZATION=f"Token {local}").status_code == 200
+    assert Client().get("/api/v1/auth/tokens/", HTTP_AUTHORIZATION=f"Token {directory}").status_code == 401
+
+
 def test_a_mapped_membership_changed_by_hand_is_left_alone_afterwards(ldap_signin, mapping, api, maintainer):
     assert signed_in(sign_in("alice")[1])
     membership = ProjectMembership.objects.get(user__username="alice")

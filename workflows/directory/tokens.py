@@ -6,13 +6,19 @@ from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 
 DISABLED = "Your directory account is disabled: its API tokens were revoked."
+METHOD_OFF = "The way this account signs in is turned off: its API tokens do not work."
 
 
 class DirectoryTokenAuthentication(TokenAuthentication):
-    """knox's token authentication; a token of an LDAP account stops working once the directory disables it."""
+    """knox's token authentication; a token works only while its account's sign-in method is on (local accounts,
+    LDAP, OpenID Connect), and a token of an LDAP account stops working once the directory disables it."""
 
     def authenticate_credentials(self, token):
+        from ..services.directory import sign_in_method_enabled  # not at import: DRF loads this with its settings
+
         user, auth_token = super().authenticate_credentials(token)
+        if not sign_in_method_enabled(user):
+            raise exceptions.AuthenticationFailed(METHOD_OFF)
         if settings.SLIPWAY_LDAP_ENABLED:
             from .ldap import directory_still_enabled
 

@@ -165,6 +165,13 @@ def _flag_apply(user: AbstractBaseUser, account: DirectoryAccount, flag: str, gr
             audit.role_mapped(user=user, what=what, before=True, after=False, groups=groups)
 
 
+def sign_in_method_enabled(user: AbstractBaseUser) -> bool:
+    """Whether the way ``user`` signs in is turned on: their directory's or OpenID provider's, or local accounts."""
+    source = DirectoryAccount.objects.filter(user=user).values_list("source", flat=True).first()
+    enabled = {SignInMethod.LDAP: settings.SLIPWAY_LDAP_ENABLED, SignInMethod.OIDC: settings.SLIPWAY_OIDC_ENABLED}
+    return enabled.get(source, settings.SLIPWAY_LOCAL_LOGIN)
+
+
 def directory_recheck_due(user: AbstractBaseUser) -> DirectoryAccount | None:
     """The user's LDAP account when its last check is older than ``SLIPWAY_DIRECTORY_RECHECK_SECONDS``."""
     if not settings.SLIPWAY_LDAP_ENABLED or not user.is_authenticated:
