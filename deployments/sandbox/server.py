@@ -72,6 +72,7 @@ class SandboxCluster:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            os.fchmod(out.fileno(), 0o600)  # O_CREAT's mode applies only to a new file
             yaml.safe_dump(self.kubeconfig(), out)
         return target
 

@@ -246,7 +246,12 @@ def test_a_watch_whose_client_left_ends_its_thread(sandbox, http, namespace):
 
 
 def test_the_kubeconfig_is_written_for_its_owner_only(sandbox, tmp_path):
-    path = sandbox.write_kubeconfig(tmp_path / "kube" / "config")
+    earlier = tmp_path / "kube" / "config"  # one that anyone could read, from before
+    earlier.parent.mkdir()
+    earlier.write_text("old")
+    earlier.chmod(0o644)
+
+    path = sandbox.write_kubeconfig(earlier)
 
     written = yaml.safe_load(path.read_text())
     assert path.stat().st_mode & 0o777 == 0o600
