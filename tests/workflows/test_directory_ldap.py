@@ -172,6 +172,17 @@ def test_local_sign_in_can_be_turned_off(ldap_signin, mapping, settings):
     assert signed_in(sign_in("alice")[1])
 
 
+def test_a_username_the_directory_gives_to_someone_else_does_not_inherit_the_account(ldap_signin, mapping):
+    # given: "alice" was linked to a leaver's entry, and holds a hand-given role
+    assert signed_in(sign_in("alice")[1])
+    alice = User.objects.get(username="alice")
+    DirectoryAccount.objects.filter(user=alice).update(subject="uid=alice,ou=leavers,dc=example,dc=com")
+    MembershipFactory(user=alice, project=ProjectFactory(slug="secret"), role="maintainer")
+    # then: the directory's new alice (another entry) cannot sign in as her
+    assert not signed_in(sign_in("alice")[1])
+    assert DirectoryAccount.objects.get(user=alice).subject == "uid=alice,ou=leavers,dc=example,dc=com"
+
+
 def test_tokens_work_only_while_their_accounts_sign_in_method_is_on(ldap_signin, mapping, settings, maintainer):
     # given: a local account's token and a directory account's
     tokens = Client()

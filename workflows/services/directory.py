@@ -91,6 +91,8 @@ def directory_sign_in(*, user: AbstractBaseUser, source: str, subject: str, grou
         account = accounts[0]
         if account.source != source:
             raise AccountNotLinked(f"{user.get_username()!r} signs in through {account.source}, not {source}.")
+        if account.subject.lower() != subject.lower():  # a username given again to someone else (DNs ignore case)
+            raise AccountNotLinked(f"{user.get_username()!r} is linked to {account.subject!r}, not {subject!r}.")
     groups = sorted(set(groups), key=str.lower)
     grants = grants_for(source=source, groups=groups)
     for membership, before, after in memberships.memberships_sync_mapped(actor=DIRECTORY, user=user,
