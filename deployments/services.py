@@ -55,8 +55,12 @@ SHARED_NAMES = {("NetworkPolicy", "default-deny-ingress")}
 SMOKE_CHECK_TIMEOUT = 10
 
 
-def cluster_client(cluster: Cluster) -> KubeClient:
-    read_timeout = settings.SLIPWAY_CLUSTER_TIMEOUT_SECONDS
+# The console's live figures wait this long for a cluster at the most: a page must not hang on one
+FIGURES_TIMEOUT_SECONDS = 3.0
+
+
+def cluster_client(cluster: Cluster, *, read_timeout: float | None = None) -> KubeClient:
+    read_timeout = read_timeout or settings.SLIPWAY_CLUSTER_TIMEOUT_SECONDS
     return client_for(
         ClusterAccess(
             name=cluster.name, api_server=cluster.api_server, token=cluster.token,
@@ -260,7 +264,8 @@ def replica_figures(*, lanes: Iterable[tuple[Application, Environment]]) -> dict
     figures: dict[tuple[int, int], ReplicaFigures | str] = {}
     for cluster, members in by_cluster.items():
         try:
-            found = cluster_client(cluster).replica_figures(f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}")
+            found = cluster_client(cluster, read_timeout=FIGURES_TIMEOUT_SECONDS).replica_figures(
+                f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}")
         except ExternalError as exc:
             figures |= {(application.id, environment.id): exc.message for application, environment in members}
             continue

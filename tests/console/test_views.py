@@ -492,6 +492,17 @@ def test_an_unreachable_cluster_is_reported_on_the_page_not_a_500(client, develo
     assert "replicas unknown: the cluster did not answer" in html
 
 
+def test_a_hanging_cluster_does_not_hold_the_dashboard_for_its_whole_timeout(client, developer, running, sandbox):
+    # given a cluster that takes 10 s to answer the next request, then answers it (the read timeout is 30 s)
+    sandbox.inject_fault("slow", count=1, hang_seconds=10, method="GET")
+    client.force_login(developer)
+
+    # then the dashboard gives up on it after its own short wait, and says so
+    dashboard = client.get(reverse("console:dashboard")).content.decode()
+    row = re.search(r'<th scope="row">dev</th>(.*?)</tr>', dashboard, re.S).group(1)
+    assert "cluster unreachable" in row
+
+
 # -- costs ------------------------------------------------------------------------------
 @pytest.fixture
 def costs(project):
