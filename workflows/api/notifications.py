@@ -10,9 +10,9 @@ from deployments.permissions import Action, project_require
 from deployments.selectors import project_list
 
 from ..choices import ChannelKind, Medium, NotificationEvent
-from ..models import DeliveryAttempt, NotificationChannel, NotificationDelivery, NotificationProfile
+from ..models import DeliveryAttempt, NotificationChannel, NotificationDelivery
 from ..services import notification_settings
-from ..services.notifications import DEFAULT_MEDIA, media_preferred
+from ..services.notifications import preferences_of
 
 
 def _set(value: str) -> str:
@@ -156,19 +156,12 @@ class PreferencesOutput(PreferencesSerializer):
     defaults = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
-def preferences_picture(user) -> dict:
-    profile = NotificationProfile.objects.filter(user_id=user.id).first()
-    return {"preferences": {event: media_preferred(profile, event) for event in NotificationEvent.values},
-            "defaults": DEFAULT_MEDIA,
-            **{name: getattr(profile, name, "") for name in notification_settings.PROFILE_IDS}}
-
-
 class NotificationPreferencesView(APIView):
     """My notification preferences: per event kind, the media that reach me; my chat ids for mentions."""
 
     @extend_schema(responses=PreferencesOutput)
     def get(self, request):
-        return Response(preferences_picture(request.user))
+        return Response(preferences_of(request.user))
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesOutput)
     def put(self, request):
@@ -176,4 +169,4 @@ class NotificationPreferencesView(APIView):
         data = PreferencesSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         notification_settings.notification_profile_update(actor=request.user, **data.validated_data)
-        return Response(preferences_picture(request.user), status=status.HTTP_200_OK)
+        return Response(preferences_of(request.user), status=status.HTTP_200_OK)

@@ -5,6 +5,7 @@ here but never returned (answers say "set"), and the audit trail records only a 
 """
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from deployments import changes
@@ -75,7 +76,7 @@ def notification_profile_update(*, actor: Actor, preferences: dict[str, list[str
                                                          preferences.items()}}
     for name, value in chat_ids.items():
         setattr(profile, name, value.strip())
-    profile.full_clean()
+    _clean(profile)
     profile.save()
     if created:
         audit.object_created(actor=actor, obj=profile)
@@ -93,8 +94,16 @@ def _channel_fields(data: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _clean(obj: NotificationChannel | NotificationProfile, **options: Any) -> None:
+    """The model's rules, as a 400 naming each field."""
+    try:
+        obj.full_clean(**options)
+    except ValidationError as exc:
+        raise invalid_fields(exc.message_dict) from None
+
+
 def _save(channel: NotificationChannel) -> None:
-    channel.full_clean(exclude=["project"])
+    _clean(channel, exclude=["project"])
     try:
         with transaction.atomic():
             channel.save()

@@ -55,6 +55,7 @@ from ..models import (
     Release,
 )
 from ..selectors import release_deciders
+from .notification_settings import PROFILE_IDS
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Slipway-Signature"
@@ -83,6 +84,13 @@ def media_preferred(profile: NotificationProfile | None, event: str) -> list[str
     if profile is not None and event in profile.preferences:
         return profile.preferences[event]
     return DEFAULT_MEDIA[event]
+
+
+def preferences_of(user) -> dict:
+    """A user's preferences as they apply (their choice, else the default, for every event kind) and chat ids."""
+    profile = NotificationProfile.objects.filter(user_id=user.id).first()
+    return {"preferences": {event: media_preferred(profile, event) for event in NotificationEvent.values},
+            "defaults": DEFAULT_MEDIA, **{name: getattr(profile, name, "") for name in PROFILE_IDS}}
 
 
 def public_url(path: str) -> str:

@@ -1,7 +1,7 @@
 """Notification pages: my notifications and my preferences (everyone); a project's chat channels and its
 deliveries with every attempt (maintainers). Writes go through ``services.notification_settings``."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
@@ -11,10 +11,10 @@ from deployments.permissions import Action, project_may
 from deployments.selectors import project_list
 from paas_site.errors import ApplicationError
 
-from ...api.notifications import preferences_picture
 from ...choices import Medium
 from ...models import NotificationChannel, NotificationDelivery
 from ...services import notification_settings
+from ...services.notifications import preferences_of
 from ..forms import NotificationChannelForm, NotificationPreferencesForm
 from .common import page, paginate, perform
 
@@ -31,7 +31,7 @@ def notifications_mine(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def notification_preferences(request: HttpRequest) -> HttpResponse:
-    picture = preferences_picture(request.user)
+    picture = preferences_of(request.user)
     initial = {name: picture[name] for name in notification_settings.PROFILE_IDS}
     if request.method != "POST":
         form = NotificationPreferencesForm(initial=initial, events=picture["preferences"])
@@ -62,9 +62,6 @@ def project_notifications(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             notification_settings.notification_channel_create(actor=request.user, project=project,
                                                               data=form.cleaned_data)
-        except ValidationError as error:
-            for field, reasons in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, reasons)
         except ApplicationError as error:
             for field, reasons in error.extra.get("fields", {"": [error.message]}).items():
                 form.add_error(field if field in form.fields else None, reasons)
