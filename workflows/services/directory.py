@@ -167,19 +167,28 @@ def _flag_apply(user: AbstractBaseUser, account: DirectoryAccount, flag: str, gr
             audit.role_mapped(user=user, what=what, before=True, after=False, groups=groups)
 
 
+def directory_account_of(user: AbstractBaseUser) -> DirectoryAccount | None:
+    """The user's directory account, or ``None`` for a local account (read once per user object: Django caches it)."""
+    try:
+        return user.directory_account
+    except DirectoryAccount.DoesNotExist:
+        return None
+
+
 def sign_in_method_enabled(user: AbstractBaseUser) -> bool:
     """Whether the way ``user`` signs in is turned on: their directory's or OpenID provider's, or local accounts."""
-    source = DirectoryAccount.objects.filter(user=user).values_list("source", flat=True).first()
+    account = directory_account_of(user)
     enabled = {SignInMethod.LDAP: settings.SLIPWAY_LDAP_ENABLED, SignInMethod.OIDC: settings.SLIPWAY_OIDC_ENABLED}
-    return enabled.get(source, settings.SLIPWAY_LOCAL_LOGIN)
+    return enabled.get(account.source if account else None, settings.SLIPWAY_LOCAL_LOGIN)
 
 
 def directory_recheck_due(user: AbstractBaseUser) -> DirectoryAccount | None:
     """The user's LDAP account when its last check is older than ``SLIPWAY_DIRECTORY_RECHECK_SECONDS``."""
     if not settings.SLIPWAY_LDAP_ENABLED or not user.is_authenticated:
         return None
+    account = directory_account_of(user)
     stale = timezone.now() - timedelta(seconds=settings.SLIPWAY_DIRECTORY_RECHECK_SECONDS)
-    return DirectoryAccount.objects.filter(user=user, source=SignInMethod.LDAP, checked_at__lt=stale).first()
+    return account if account and account.source == SignInMethod.LDAP and account.checked_at < stale else None
 
 
 @transaction.atomic
