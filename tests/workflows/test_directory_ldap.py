@@ -41,6 +41,17 @@ def signed_in(response) -> bool:
     return response.status_code == 302 and response["Location"] == "/"
 
 
+def token_due_for_recheck(username: str) -> tuple[Client, dict, object]:
+    """A directory user's API token, their last check a day ago: the next request asks the directory again."""
+    api = Client()
+    issued = api.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD},
+                      content_type="application/json")
+    header = {"HTTP_AUTHORIZATION": f"Token {issued.json()['token']}"}
+    user = User.objects.get(username=username)
+    DirectoryAccount.objects.filter(user=user).update(checked_at=timezone.now() - timedelta(days=1))
+    return api, header, user
+
+
 def test_sign_in_lands_with_the_roles_the_groups_map_to(ldap_signin, mapping, project):
     # when
     _, alice_answer = sign_in("alice")
@@ -215,12 +226,7 @@ def test_a_mapped_membership_changed_by_hand_is_left_alone_afterwards(ldap_signi
 
 
 def test_a_directory_that_cannot_be_reached_changes_nothing(ldap_signin, mapping, settings):
-    api = Client()
-    issued = api.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD},
-                      content_type="application/json")
-    header = {"HTTP_AUTHORIZATION": f"Token {issued.json()['token']}"}
-    alice = User.objects.get(username="alice")
-    DirectoryAccount.objects.filter(user=alice).update(checked_at=timezone.now() - timedelta(days=1))
+    api, header, alice = token_due_for_recheck("alice")
     settings.AUTH_LDAP_SERVER_URI = f"ldaps://127.0.0.1:{_free_port()}"  # nothing listens there
     assert api.get("/api/v1/auth/tokens/", **header).status_code == 200
     alice.refresh_from_db()
@@ -231,12 +237,7 @@ def test_a_directory_that_cannot_be_reached_changes_nothing(ldap_signin, mapping
 @pytest.mark.parametrize("search", ["AUTH_LDAP_USER_SEARCH", "AUTH_LDAP_GROUP_SEARCH"])
 def test_a_directory_search_that_fails_changes_nothing(ldap_signin, mapping, settings, search):
     # given: alice's token, due for a re-check
-    api = Client()
-    issued = api.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD},
-                      content_type="application/json")
-    header = {"HTTP_AUTHORIZATION": f"Token {issued.json()['token']}"}
-    alice = User.objects.get(username="alice")
-    DirectoryAccount.objects.filter(user=alice).update(checked_at=timezone.now() - timedelta(days=1))
+    api, header, alice = token_due_for_recheck("alice")
     # when: the directory answers the bind but fails the search (slapd: noSuchObject for a base that is gone)
     current = getattr(settings, search)
     setattr(settings, search, LDAPSearch(f"ou=gone,{current.base_dn}", current.scope, current.filterstr))
